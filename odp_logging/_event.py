@@ -1,0 +1,292 @@
+"""The ODP event rules: pure functions, no I/O, no threads.
+
+These reproduce what Optimizely's SDKs put on the wire (optimizely-sdk 5.7.0,
+``optimizely/odp/``), stricter where the SDKs let invalid JSON or empty values through:
+
+* ``type`` defaults to ``"fullstack"``, also when empty; ``action`` is a non-empty string.
+* identifiers map strings to non-empty strings; ints become strings; None and empty
+  values are removed; the first ``fs-user-id``/``FS_USER_ID``/... key becomes
+  ``fs_user_id`` exactly as the SDKs do it. None left: the event is dropped.
+* data values are str, int, float or bool; None is sent as ``""``; datetime and date
+  as ISO 8601, Decimal as float, UUID as str, Enum as its value; NaN, infinity,
+  containers and other objects make the event invalid.
+* default data comes first so that the caller's keys override it: ``idempotence_id``
+  (a fresh UUID4), ``data_source_type``, ``data_source``, ``data_source_version``.
+
+Everything here runs on the worker thread, never on the application's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import logging
+import math
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from odp_logging._version import __version__
+
+DEFAULT_TYPE: Final = "fullstack"
+FS_USER_ID: Final = "fs_user_id"
+_FS_USER_ID_ALIASES: Final = frozenset({"fs-user-id", "fs_user_id"})
+
+_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+).encode
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection:
+    """Why an event cannot be sent: a drop reason, the field at fault and the problem.
+
+    The text never contains the offending value, which may be personal data.
+    """
+
+    reason: str
+    field: str
+    problem: str
+
+    def describe(self) -> str:
+        """Return the message used in the rate-limited warning."""
+        return f"ODP event dropped ({self.reason}): {self.field} {self.problem}"
+
+
+class _Invalid(Exception):
+    def __init__(self, rejection: Rejection) -> None:
+        self.rejection = rejection
+
+
+def _reject(reason: str, field: str, problem: str) -> _Invalid:
+    return _Invalid(Rejection(reason, field, problem))
+
+
+def _ids() -> Iterator[str]:
+    """Yield UUID4 strings, reading the random source once per 256 ids.
+
+    ``uuid.uuid4()`` makes one ``os.urandom`` call per id; batching the reads keeps
+    the worker's share of the GIL small.
+    """
+    while True:
+        pool = os.urandom(16 * 256)
+        for offset in range(0, len(pool), 16):
+            value = int.from_bytes(pool[offset : offset + 16], "big")
+            yield str(uuid.UUID(int=value, version=4))
+
+
+class EventBuilder:
+    """Turns what an integration captured into one encoded ODP event.
+
+    Args:
+        data_source: The ``data_source`` default data value.
+        static_data: Data merged under every event's own data (above the defaults).
+    """
+
+    __slots__ = ("_data_source", "_ids", "_static_data")
+
+    def __init__(self, data_source: str, static_data: Mapping[str, Any] | None = None) -> None:
+        self._data_source = data_source
+        self._static_data = _clean_data(static_data or {}, "static_data")
+        self._ids = _ids()
+
+    def build(
+        self,
+        action: object,
+        event_type: object,
+        identifiers: object,
+        data: object,
+        context: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+    ) -> bytes | Rejection:
+        """Validate, normalise and encode one event.
+
+        Args:
+            action: The event's action.
+            event_type: The event's type; None or empty means ``"fullstack"``.
+            identifiers: The event's identifiers.
+            data: The event's data, or None.
+            context: Identifiers and data of the enclosing ``odp_logging.context()``,
+                merged under the event's own.
+
+        Returns:
+            The event as UTF-8 JSON, or the reason it cannot be sent.
+        """
+        try:
+            return self._build(action, event_type, identifiers, data, context)
+        except _Invalid as invalid:
+            return invalid.rejection
+        except Exception:  # noqa: BLE001 - a caller's mapping or value raised while read
+            return Rejection("invalid_payload", "odp", "could not be read (it raised an error)")
+
+    def _build(
+        self,
+        action: object,
+        event_type: object,
+        identifiers: object,
+        data: object,
+        context: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
+    ) -> bytes:
+        if not isinstance(action, str) or not action:
+            raise _reject("invalid_action", "action", "must be a non-empty string")
+        if event_type is None or event_type == "":
+            event_type = DEFAULT_TYPE
+        elif not isinstance(event_type, str):
+            raise _reject("invalid_type", "type", "must be a string")
+        merged_ids = normalise_identifiers(identifiers)
+        merged_data = _clean_data(data, "data") if data is not None else {}
+        if context is not None:
+            context_ids, context_data = context
+            merged_ids = {**context_ids, **merged_ids}
+            merged_data = {**context_data, **merged_data}
+        if not merged_ids:
+            raise _reject("no_identifiers", "identifiers", "has no non-empty value")
+        event_data = {
+            "idempotence_id": next(self._ids),
+            "data_source_type": "sdk",
+            "data_source": self._data_source,
+            "data_source_version": __version__,
+            **self._static_data,
+            **merged_data,
+        }
+        event = {
+            "type": event_type,
+            "action": action,
+            "identifiers": merged_ids,
+            "data": event_data,
+        }
+        try:
+            return _encode(event).encode()
+        except UnicodeEncodeError:
+            # Lone surrogates cannot be UTF-8: send the text with them replaced.
+            return _encode(_replace_surrogates(event)).encode()
+
+
+def normalise_identifiers(identifiers: object) -> dict[str, str]:
+    """Return a cleaned copy of ``identifiers`` with the SDKs' ``fs_user_id`` aliasing.
+
+    Raises:
+        _Invalid: The identifiers are not a mapping of strings to strings or ints.
+    """
+    if identifiers is None:
+        return {}
+    if not isinstance(identifiers, Mapping):
+        raise _reject("invalid_identifiers", "identifiers", "must be a mapping")
+    cleaned: dict[str, str] = {}
+    for key in list(identifiers):
+        value = identifiers[key]
+        if not isinstance(key, str) or not key:
+            raise _reject("invalid_identifiers", "identifiers", "has a key that is not a string")
+        key = _exact_str(key)  # noqa: PLW2901 - a str subclass may override lower() or __eq__
+        if value is None:
+            continue
+        if isinstance(value, str):
+            if value:
+                cleaned[key] = _exact_str(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            cleaned[key] = str(int.__int__(value))
+        else:
+            raise _reject(
+                "invalid_identifiers",
+                f"identifiers[{key!r}]",
+                f"must be a string or an int, not {type(value).__name__}",
+            )
+    _alias_fs_user_id(cleaned)
+    return cleaned
+
+
+def clean_context(identifiers: object, data: object) -> tuple[dict[str, str], dict[str, Any]]:
+    """Clean the identifiers and data of an ``odp_logging.context()`` block.
+
+    Invalid parts are left out with a warning rather than raised: a context manager
+    around a request must never be why the request fails.
+    """
+    cleaned_ids: dict[str, str] = {}
+    cleaned_data: dict[str, Any] = {}
+    try:
+        cleaned_ids = normalise_identifiers(identifiers)
+        cleaned_data = _clean_data(data, "data") if data is not None else {}
+    except _Invalid as invalid:
+        logging.getLogger("odp_logging").warning(
+            "odp_logging.context() ignored: %s", invalid.rejection.describe()
+        )
+    except Exception:  # noqa: BLE001 - a hostile mapping must not break the request
+        logging.getLogger("odp_logging").warning("odp_logging.context() ignored: unreadable values")
+    return cleaned_ids, cleaned_data
+
+
+def _alias_fs_user_id(identifiers: dict[str, str]) -> None:
+    """Rename the first ``fs-user-id``-like key to ``fs_user_id``, as the SDKs do.
+
+    Like optimizely-sdk's ``_convert_identifers``: stop at an exact ``fs_user_id``;
+    otherwise the first key equal to ``fs-user-id``/``fs_user_id`` ignoring case is
+    popped and re-inserted as ``fs_user_id`` (so it moves to the end).
+    """
+    for key in identifiers:
+        if key == FS_USER_ID:
+            return
+        if key.lower() in _FS_USER_ID_ALIASES:
+            identifiers[FS_USER_ID] = identifiers.pop(key)
+            return
+
+
+def _clean_data(data: object, field: str) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise _reject("invalid_data", field, "must be a mapping")
+    cleaned: dict[str, Any] = {}
+    for key in list(data):
+        value = data[key]
+        if not isinstance(key, str):
+            raise _reject("invalid_data", field, "has a key that is not a string")
+        key = _exact_str(key)  # noqa: PLW2901 - see normalise_identifiers
+        cleaned[key] = _data_value(value, f"{field}[{key!r}]")
+    return cleaned
+
+
+def _exact_str(text: str) -> str:
+    """Return ``text`` as a plain str without calling a subclass's overrides."""
+    return text if type(text) is str else str.__str__(text)
+
+
+def _data_value(value: object, field: str) -> Any:
+    # Exact type checks first: they are the common case and skip the subclass tests.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:
+        return value
+    if kind is float:
+        if math.isfinite(value):  # type: ignore[arg-type]
+            return value
+        raise _reject("invalid_data", field, "is not a finite number")
+    if value is None:
+        return ""  # ODP reads null as an empty string; send what it will store
+    if isinstance(value, enum.Enum):
+        return _data_value(value.value, field)
+    # str/int subclasses (bool is final): read the base value without calling overrides
+    if isinstance(value, str):
+        return _exact_str(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return _data_value(float.__float__(value), field)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return _data_value(float(value), field)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise _reject(
+        "invalid_data",
+        field,
+        f"must be a str, int, float, bool or None, not {type(value).__name__}",
+    )
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,168 @@
+"""HTTP to the ODP events API, and what each answer means for the batch sent.
+
+Used only by the worker thread. One ``requests.Session`` per transport keeps the
+connection alive between batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+from collections.abc import Callable, Iterator
+from typing import Final
+
+import requests
+import requests.adapters
+
+from odp_logging._retry import parse_retry_after
+from odp_logging._version import __version__
+
+USER_AGENT: Final = f"odp-logging/{__version__} python-requests/{requests.__version__}"
+_RETRYABLE_STATUS: Final = frozenset({408, 429})
+
+
+class Verdict(enum.Enum):
+    """What to do with a batch after one attempt."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    """A transient failure: 408, 429, 5xx, a connection error or a timeout."""
+    INVALID = "invalid"
+    """A 400; ``Answer.invalid`` lists the events ODP named, if it named any."""
+    UNAUTHORIZED = "unauthorized"
+    """401/403: the key is wrong or revoked."""
+    REJECTED = "rejected"
+    """Any other 4xx: sending the same batch again cannot succeed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """The classified outcome of one POST.
+
+    Attributes:
+        verdict: What to do with the batch.
+        status: The HTTP status, or None when no response arrived.
+        retry_after: The server's ``Retry-After`` in seconds, if given.
+        invalid: Indices of events a 400 named as invalid (``detail.invalids[].event``).
+        detail: A short description for diagnostics; never contains the api key.
+    """
+
+    verdict: Verdict
+    status: int | None = None
+    retry_after: float | None = None
+    invalid: tuple[int, ...] = ()
+    detail: str = ""
+
+
+SendHook = Callable[[], contextlib.AbstractContextManager[object]]
+"""A context manager factory entered around each request (e.g. to suppress tracing)."""
+_send_hooks: list[SendHook] = []
+
+
+def add_send_hook(hook: SendHook) -> None:
+    """Enter ``hook()`` around every request, so integrations can tag the worker's I/O.
+
+    The OpenTelemetry integration uses this to suppress instrumentation of our own
+    HTTP calls, without this module importing OpenTelemetry.
+    """
+    if hook not in _send_hooks:
+        _send_hooks.append(hook)
+
+
+class Transport:
+    """Posts encoded batches to ``{api_host}/v3/events``.
+
+    Args:
+        url: The events endpoint.
+        api_key: The ODP public key, sent as ``x-api-key``.
+        timeout: Connect and read timeout of one request, in seconds.
+    """
+
+    def __init__(self, url: str, api_key: str, timeout: float) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._headers = {
+            "content-type": "application/json",
+            "x-api-key": api_key,
+            "user-agent": USER_AGENT,
+        }
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"Transport(url={self._url!r})"
+
+    def post(self, body: bytes) -> Answer:
+        """Send one batch and classify the answer; never raises for network trouble."""
+        try:
+            with _entered_hooks():
+                response = self._get_session().post(
+                    self._url, data=body, headers=self._headers, timeout=self._timeout
+                )
+        except requests.Timeout:
+            return Answer(Verdict.RETRY, detail="the request timed out")
+        except requests.RequestException as exc:
+            # Name only the exception type: its text can embed the URL and headers.
+            self.reset()
+            return Answer(Verdict.RETRY, detail=f"network error ({type(exc).__name__})")
+        return classify(response.status_code, response.headers.get("retry-after"), response.content)
+
+    def reset(self) -> None:
+        """Close the session and its connections, e.g. after a network error."""
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close()
+
+    def forget(self) -> None:
+        """Abandon the session without closing it, in a forked child.
+
+        The connection belongs to the parent: the child must not shut it down, only
+        stop using it and open its own.
+        """
+        self._session = None
+
+    def _get_session(self) -> requests.Session:
+        if self._session is None:
+            session = requests.Session()
+            # Retries are the worker's business: the adapter must not retry on its own.
+            adapter = requests.adapters.HTTPAdapter(
+                pool_connections=1, pool_maxsize=1, max_retries=0
+            )
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._session = session
+        return self._session
+
+
+def classify(status: int, retry_after: str | None, body: bytes) -> Answer:
+    """Map an HTTP answer to a :class:`Verdict`, as design.md section 3 states."""
+    if 200 <= status < 300:
+        return Answer(Verdict.DELIVERED, status)
+    if status in _RETRYABLE_STATUS or status >= 500:
+        return Answer(
+            Verdict.RETRY, status, parse_retry_after(retry_after), detail=f"HTTP {status}"
+        )
+    if status == 400:
+        return Answer(Verdict.INVALID, status, invalid=_invalid_indices(body), detail="HTTP 400")
+    if status in (401, 403):
+        return Answer(Verdict.UNAUTHORIZED, status, detail=f"HTTP {status}")
+    return Answer(Verdict.REJECTED, status, detail=f"HTTP {status}")
+
+
+def _invalid_indices(body: bytes) -> tuple[int, ...]:
+    """Read ``detail.invalids[].event`` from a 400 body; empty when absent or unreadable."""
+    try:
+        invalids = json.loads(body)["detail"]["invalids"]
+        return tuple(sorted({int(item["event"]) for item in invalids}))
+    except (ValueError, TypeError, KeyError):
+        return ()
+
+
+@contextlib.contextmanager
+def _entered_hooks() -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for hook in _send_hooks:
+            stack.enter_context(hook())
+        yield
