@@ -47,7 +47,11 @@ def _restore_global_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     odp_logger = logging.getLogger("odp_logging")
-    odp_handlers, odp_level, odp_propagate = odp_logger.handlers[:], odp_logger.level, odp_logger.propagate
+    odp_handlers, odp_level, odp_propagate = (
+        odp_logger.handlers[:],
+        odp_logger.level,
+        odp_logger.propagate,
+    )
     yield
     _client.close_all(timeout=2)
     root.handlers[:] = handlers
