@@ -205,6 +205,16 @@ class TestEventsApi:
         assert not_allowed.json() == {"message": "Method Not Allowed"}
         assert [r["status"] for r in receiver.requests()] == [404, 405]
 
+    def test_chunked_body_is_refused(self, receiver, session):
+        """A body without Content-Length gets 411 and the connection is closed."""
+        chunks = iter([json.dumps([make_event()]).encode()])
+        response = session.post(
+            f"{receiver.url}/v3/events", data=chunks, headers={"content-type": "application/json"}
+        )
+
+        assert (response.status_code, response.headers["Connection"]) == (411, "close")
+        assert post(session, receiver, [make_event()]).status_code == 202
+
     def test_keep_alive_serves_every_request_on_one_connection(self, receiver, session):
         """A keep-alive client is served on one connection, request after request."""
         for _ in range(50):
@@ -489,19 +499,21 @@ class TestReceiverProcess:
             with pytest.raises(requests.ConnectionError):
                 post(session, receiver, [make_event()])
 
-    def test_control_api_refuses_bad_faults(self):
-        """A malformed fault description is refused with an error, not queued."""
+    def test_control_api_checks_fault_descriptions(self):
+        """The control API refuses a malformed fault and queues a single fault object."""
         with ReceiverProcess() as receiver:
-            response = requests.post(
-                f"{receiver.url}/_receiver/faults", json=[{"kind": "explode"}], timeout=5
-            )
+            faults_url = f"{receiver.url}/_receiver/faults"
+            refused = requests.post(faults_url, json=[{"kind": "explode"}], timeout=5)
+            queued = requests.post(faults_url, json={"kind": "status", "status": 500}, timeout=5)
+            unknown = requests.get(f"{receiver.url}/_receiver/nothing", timeout=5)
+            answered = post(requests, receiver, [make_event()], headers={"x-api-key": "k"})
 
-            assert response.status_code == 400
-            assert (
-                post(requests, receiver, [make_event()], headers={"x-api-key": "k"}).status_code
-                == 202
+            assert (refused.status_code, queued.json(), unknown.status_code) == (
+                400,
+                {"queued": 1},
+                404,
             )
-            assert requests.get(f"{receiver.url}/_receiver/nothing", timeout=5).status_code == 404
+            assert answered.status_code == 500
 
 
 class TestMain:
