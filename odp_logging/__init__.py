@@ -11,10 +11,12 @@ from odp_logging._client import OdpClient, context, get_client
 from odp_logging._config import ConfigError
 from odp_logging._version import __version__
 from odp_logging._worker import OdpStats
+from odp_logging.handler import OdpHandler
 
 __all__ = [
     "ConfigError",
     "OdpClient",
+    "OdpHandler",
     "OdpStats",
     "__version__",
     "context",

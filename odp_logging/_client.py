@@ -5,7 +5,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import functools
 import os
+import sys
 import threading
 import time
 import weakref
@@ -16,6 +18,7 @@ from odp_logging._config import MAX_BATCH_BYTES, Options
 from odp_logging._diagnostics import logger
 from odp_logging._event import EventBuilder, Rejection, clean_context
 from odp_logging._retry import RetryPolicy
+from odp_logging._spool import Spool
 from odp_logging._transport import Transport
 from odp_logging._worker import OdpStats, Worker, report_leftovers
 
@@ -33,29 +36,36 @@ class OdpClient:
     api key the client warns once and drops every event as ``not_configured``.
 
     Every method is safe to call from any thread. :meth:`send_odp_event` never
-    blocks and never raises.
+    blocks and never raises. Delivery is at-least-once: a retried or replayed event
+    keeps its ``idempotence_id`` (see ``docs/delivery.md``).
+
+    With ``spool_path`` set, events also go to a durable SQLite spool, and a client
+    whose spool file already exists starts its worker at once, to send what an
+    earlier process left there.
 
     Args:
+        retry_policy: How to back off and when to give up a batch held in memory;
+            the default suits production (tests pass a faster one).
         **options: Client options: ``api_key``, ``api_host``, ``batch_size``,
             ``flush_interval``, ``max_queue_size``, ``request_timeout``,
-            ``shutdown_timeout``, ``spool_path``, ``data_source``, ``enabled``,
-            ``allow_insecure_http``, ``static_data``.
+            ``shutdown_timeout``, ``spool_path``, ``spool_max_bytes``,
+            ``data_source``, ``enabled``, ``allow_insecure_http``, ``static_data``.
 
     Raises:
         odp_logging.ConfigError: An option has an invalid value.
     """
 
-    def __init__(self, **options: Any) -> None:
-        self._init(Options.resolve(**options))
+    def __init__(self, *, retry_policy: RetryPolicy | None = None, **options: Any) -> None:
+        self._init(Options.resolve(**options), retry_policy or RetryPolicy())
 
     @classmethod
-    def from_options(cls, options: Options) -> OdpClient:
+    def from_options(cls, options: Options, retry_policy: RetryPolicy | None = None) -> OdpClient:
         """Build a client from already resolved options."""
         client = cls.__new__(cls)
-        client._init(options)
+        client._init(options, retry_policy or RetryPolicy())
         return client
 
-    def _init(self, options: Options) -> None:
+    def _init(self, options: Options, retry_policy: RetryPolicy) -> None:
         self.options = options
         self._refusal: str | None = None
         if not options.enabled:
@@ -66,6 +76,12 @@ class OdpClient:
                 "odp-logging has no ODP api key: set ODP_API_KEY or pass api_key=...; "
                 "events will be dropped (counted as not_configured)"
             )
+        spool = None
+        if options.spool_path and self._refusal is None:
+            # A dead owner is recognised by its pid on this host; the lease covers hosts
+            # and containers that cannot see each other's pids, and must outlast a request.
+            lease = max(SPOOL_LEASE, 4 * options.request_timeout)
+            spool = functools.partial(Spool, options.spool_path, options.spool_max_bytes, lease)
         self._worker = Worker(
             EventBuilder(options.data_source, dict(options.static_data)),
             Transport(options.events_url, options.api_key or "", options.request_timeout),
@@ -73,10 +89,13 @@ class OdpClient:
             max_batch_bytes=MAX_BATCH_BYTES,
             flush_interval=options.flush_interval,
             max_queue_size=options.max_queue_size,
-            retry=RetryPolicy(),
+            retry=retry_policy,
+            spool=spool,
         )
         self._closed = False
         _live_clients.add(self)
+        if spool is not None and os.path.exists(options.spool_path or ""):
+            self._worker.start()  # send what an earlier process left in the spool
 
     def __repr__(self) -> str:
         key = "<set>" if self.options.api_key else "<unset>"
@@ -165,10 +184,12 @@ class OdpClient:
         return self._worker.flush(self.options.shutdown_timeout if timeout is None else timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then stop the worker; later events are dropped as ``closed``.
+        """Send what is queued, then stop the worker; later events are dropped as ``closed``.
 
-        Idempotent. Events still undelivered when the time is up are reported once
-        on stderr.
+        Idempotent and bounded: it returns within ``timeout`` whatever the network
+        does (a backoff wait is cut short). Events not delivered by then are left in
+        the spool if there is one, else dropped as ``shutdown``; either way they are
+        reported once on stderr.
 
         Args:
             timeout: Most seconds to spend; ``shutdown_timeout`` when None.
@@ -176,9 +197,10 @@ class OdpClient:
         if self._closed:
             return
         self._closed = True
-        report_leftovers(
-            self._worker.close(self.options.shutdown_timeout if timeout is None else timeout)
+        lost, kept = self._worker.close(
+            self.options.shutdown_timeout if timeout is None else timeout
         )
+        report_leftovers(lost, kept, self.options.spool_path)
 
     @property
     def closed(self) -> bool:
@@ -237,6 +259,9 @@ def context(
 
 # -- the process-wide clients ---------------------------------------------------
 
+SPOOL_LEASE: Final = 60.0
+"""Seconds without a heartbeat after which a spool owner counts as dead (at least)."""
+
 _live_clients: Final[weakref.WeakSet[OdpClient]] = weakref.WeakSet()
 _shared: dict[Options, OdpClient] = {}
 _first_shared: OdpClient | None = None
@@ -289,6 +314,27 @@ def _after_fork_in_child() -> None:
         client._after_fork_in_child()
 
 
+def _before_fork() -> None:
+    """Make multiprocessing's fork children close the clients when they end.
+
+    They leave through ``os._exit()``, which skips atexit; multiprocessing runs its
+    own finalizers first, and its after-fork hooks are where one can be registered
+    (its registry is cleared in the child before they run). Nothing is imported:
+    a program that does not use multiprocessing pays nothing.
+    """
+    global _multiprocessing_hooked  # noqa: PLW0603 - registered once per process tree
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None and not _multiprocessing_hooked:
+        util.register_after_fork(_close_at_multiprocessing_exit, _close_at_multiprocessing_exit)
+        _multiprocessing_hooked = True
+
+
+def _close_at_multiprocessing_exit(_: object) -> None:
+    util = sys.modules["multiprocessing.util"]
+    util.Finalize(None, close_all, exitpriority=0)
+
+
+_multiprocessing_hooked = False
 atexit.register(close_all)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

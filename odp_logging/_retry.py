@@ -14,19 +14,23 @@ MAX_RETRY_AFTER: Final = 60.0
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    """How long to wait before each new attempt of one batch, and when to give up.
+    """How long to wait after failed attempts, and when a batch held in memory is given up.
 
-    Delays grow exponentially from ``backoff_initial`` to ``backoff_max`` with
-    +/-``jitter`` of randomness, so that many processes recovering from the same
-    outage do not retry in step. A server's ``Retry-After`` replaces the computed
-    delay (capped at :data:`MAX_RETRY_AFTER`).
+    The wait grows exponentially with the number of *consecutive* failed attempts,
+    counted across batches (so a dead host sees at most one request per
+    ``backoff_max`` seconds, however many batches wait), from ``backoff_initial`` to
+    ``backoff_max``, with +/-``jitter`` of randomness so that many processes
+    recovering from the same outage do not retry in step. A server's ``Retry-After``
+    is a floor: the wait is never shorter than it asks (capped at
+    :data:`MAX_RETRY_AFTER`), and a ``Retry-After: 0`` cannot make the client spin.
 
     Attributes:
-        max_attempts: Attempts per batch, the first one included.
-        backoff_initial: The delay after the first failed attempt, in seconds.
-        backoff_max: The longest computed delay, in seconds.
-        jitter: The fraction of randomness applied to a computed delay.
-        max_elapsed: The time budget of one batch, in seconds: no attempt starts later.
+        max_attempts: Attempts per batch held in memory, the first one included.
+        backoff_initial: The wait after the first failed attempt, in seconds.
+        backoff_max: The longest computed wait, in seconds.
+        jitter: The fraction of randomness applied to a computed wait.
+        max_elapsed: The time budget of one batch held in memory, in seconds: no
+            attempt starts later. Batches in the durable spool are never given up.
     """
 
     max_attempts: int = 6
@@ -35,26 +39,29 @@ class RetryPolicy:
     jitter: float = 0.2
     max_elapsed: float = 120.0
 
-    def delay(
-        self, failed_attempts: int, elapsed: float, retry_after: float | None
-    ) -> float | None:
-        """Return the seconds to wait before the next attempt, or None to give up.
+    def backoff(self, failures: int, retry_after: float | None) -> float:
+        """Return the seconds to wait before the next attempt.
 
         Args:
-            failed_attempts: Attempts made so far (at least 1).
-            elapsed: Seconds since the first attempt started.
+            failures: Consecutive failed attempts so far (at least 1).
             retry_after: The server's ``Retry-After`` in seconds, if it sent one.
         """
-        if failed_attempts >= self.max_attempts:
-            return None
+        # The exponent is capped so that a days-long outage cannot overflow a float.
+        base = min(self.backoff_initial * 2.0 ** min(failures - 1, 32), self.backoff_max)
+        wait = base * random.uniform(1 - self.jitter, 1 + self.jitter)
         if retry_after is not None:
-            wait = min(max(retry_after, 0.0), MAX_RETRY_AFTER)
-        else:
-            base = min(self.backoff_initial * 2 ** (failed_attempts - 1), self.backoff_max)
-            wait = base * random.uniform(1 - self.jitter, 1 + self.jitter)
-        if elapsed + wait > self.max_elapsed:
-            return None
+            wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
         return wait
+
+    def gives_up(self, attempts: int, elapsed: float, wait: float) -> bool:
+        """Whether a batch held in memory is dropped rather than tried again after ``wait``.
+
+        Args:
+            attempts: Attempts of this batch so far.
+            elapsed: Seconds since its first attempt started.
+            wait: The wait before its next attempt.
+        """
+        return attempts >= self.max_attempts or elapsed + wait > self.max_elapsed
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -74,7 +81,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None

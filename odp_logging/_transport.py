@@ -21,6 +21,10 @@ from odp_logging._version import __version__
 
 USER_AGENT: Final = f"odp-logging/{__version__} python-requests/{requests.__version__}"
 _RETRYABLE_STATUS: Final = frozenset({408, 429})
+_SPLIT_STATUS: Final = frozenset({400, 413})
+MAX_RESPONSE_BYTES: Final = 1_000_000
+"""Most bytes of an answer read: enough for a 400 naming all 500 events of a batch, and
+a misbehaving server cannot make the worker hold more."""
 
 
 class Verdict(enum.Enum):
@@ -30,7 +34,7 @@ class Verdict(enum.Enum):
     RETRY = "retry"
     """A transient failure: 408, 429, 5xx, a connection error or a timeout."""
     INVALID = "invalid"
-    """A 400; ``Answer.invalid`` lists the events ODP named, if it named any."""
+    """A 400 (or a 413); ``Answer.invalid`` lists the events ODP named, if it named any."""
     UNAUTHORIZED = "unauthorized"
     """401/403: the key is wrong or revoked."""
     REJECTED = "rejected"
@@ -93,20 +97,36 @@ class Transport:
     def __repr__(self) -> str:
         return f"Transport(url={self._url!r})"
 
-    def post(self, body: bytes) -> Answer:
-        """Send one batch and classify the answer; never raises for network trouble."""
+    def post(self, body: bytes, timeout: float | None = None) -> Answer:
+        """Send one batch and classify the answer; never raises for network trouble.
+
+        Redirects are not followed: requests would carry the ``x-api-key`` header to
+        whatever host a redirect names.
+
+        Args:
+            body: The JSON array of encoded events.
+            timeout: A shorter connect and read timeout for this request (at close, so
+                that a request never outlives the shutdown time).
+        """
         try:
             with _entered_hooks():
                 response = self._get_session().post(
-                    self._url, data=body, headers=self._headers, timeout=self._timeout
+                    self._url,
+                    data=body,
+                    headers=self._headers,
+                    timeout=self._timeout if timeout is None else min(timeout, self._timeout),
+                    allow_redirects=False,
+                    stream=True,
                 )
+                with response:
+                    content = _read_limited(response)
         except requests.Timeout:
             return Answer(Verdict.RETRY, detail="the request timed out")
         except requests.RequestException as exc:
             # Name only the exception type: its text can embed the URL and headers.
             self.reset()
             return Answer(Verdict.RETRY, detail=f"network error ({type(exc).__name__})")
-        return classify(response.status_code, response.headers.get("retry-after"), response.content)
+        return classify(response.status_code, response.headers.get("retry-after"), content)
 
     def reset(self) -> None:
         """Close the session and its connections, e.g. after a network error."""
@@ -144,11 +164,29 @@ def classify(status: int, retry_after: str | None, body: bytes) -> Answer:
         return Answer(
             Verdict.RETRY, status, parse_retry_after(retry_after), detail=f"HTTP {status}"
         )
-    if status == 400:
-        return Answer(Verdict.INVALID, status, invalid=_invalid_indices(body), detail="HTTP 400")
+    if status in _SPLIT_STATUS:
+        # A 413 names no event; splitting the batch, as for a 400 naming none, gets it through.
+        indices = _invalid_indices(body) if status == 400 else ()
+        return Answer(Verdict.INVALID, status, invalid=indices, detail=f"HTTP {status}")
     if status in (401, 403):
         return Answer(Verdict.UNAUTHORIZED, status, detail=f"HTTP {status}")
     return Answer(Verdict.REJECTED, status, detail=f"HTTP {status}")
+
+
+def _read_limited(response: requests.Response) -> bytes:
+    """Read the answer's body, keeping at most :data:`MAX_RESPONSE_BYTES`.
+
+    A body read to its end releases the connection for the next request; a longer one
+    is cut off and its connection closed.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_RESPONSE_BYTES:
+            break
+    return b"".join(chunks)[:MAX_RESPONSE_BYTES]
 
 
 def _invalid_indices(body: bytes) -> tuple[int, ...]:
@@ -156,7 +194,7 @@ def _invalid_indices(body: bytes) -> tuple[int, ...]:
     try:
         invalids = json.loads(body)["detail"]["invalids"]
         return tuple(sorted({int(item["event"]) for item in invalids}))
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return ()
 
 

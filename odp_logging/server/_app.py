@@ -12,6 +12,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from ._faults import Fault, FaultQueue
+from ._page import PAGE
 from ._store import EventStore, RequestInfo
 from ._validate import BadBody, find_invalids, parse_events
 
@@ -36,11 +37,12 @@ class Request:
 
 @dataclasses.dataclass(frozen=True)
 class Reply:
-    """A complete JSON answer."""
+    """A complete answer: JSON, except for the web page."""
 
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "application/json"
 
 
 class App:
@@ -66,6 +68,8 @@ class App:
     def handle(self, request: Request) -> Reply | Abort:
         """Answer one request; may block for an injected delay."""
         path, _, query = request.target.partition("?")
+        if path == "/" and request.method in ("GET", "HEAD"):
+            return _PAGE_REPLY
         if path.startswith(CONTROL_PREFIX):
             return self._control(
                 request.method, path.removeprefix(CONTROL_PREFIX), query, request.body
@@ -177,6 +181,10 @@ class App:
         except (KeyError, ValueError, TypeError) as exc:
             return _json_reply(400, {"message": f"bad control request: {exc!r}"})
         return _json_reply(200, result)
+
+
+_PAGE_REPLY = Reply(200, PAGE, (("Cache-Control", "no-store"),), "text/html; charset=utf-8")
+"""The web page listing the stored events (see `_page`); not logged, like the control API."""
 
 
 def _idempotence_id(event: object) -> str | None:

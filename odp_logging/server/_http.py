@@ -138,7 +138,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         lines = [
             f"HTTP/1.1 {reply.status} {reason_phrase(reply.status)}",
             f"Date: {self.date_time_string()}",
-            "Content-Type: application/json",
+            f"Content-Type: {reply.content_type}",
             f"Content-Length: {len(reply.body)}",
             *(f"{name}: {value}" for name, value in reply.headers),
         ]
