@@ -16,6 +16,7 @@ from typing import Any, Final
 
 try:
     import structlog
+    from structlog.contextvars import bind_contextvars
     from structlog.typing import EventDict, WrappedLogger
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
@@ -29,6 +30,8 @@ __all__ = ["OdpProcessor"]
 
 _SECTIONS: Final = ("identifiers", "data")
 _UNREADABLE: Final = Rejection("invalid_payload", "odp", "could not be read")
+_MAPPING: Final = (dict, Mapping)
+"""For isinstance: a dict matches without the Mapping ABC's check, which costs ~4x as much."""
 
 
 def _bound_odp_variable() -> contextvars.ContextVar[Any]:
@@ -39,7 +42,7 @@ def _bound_odp_variable() -> contextvars.ContextVar[Any]:
     variable through public API only; reading it then costs one ``ContextVar.get``,
     where ``get_contextvars()`` copies and scans the whole context (about 1 us).
     """
-    token = structlog.contextvars.bind_contextvars(odp=...)["odp"]
+    token = bind_contextvars(odp=...)["odp"]
     token.var.reset(token)
     return token.var
 
@@ -53,8 +56,8 @@ class OdpProcessor:
     ``log.info("purchased", odp={"identifiers": {...}, "data": {...}})`` becomes one
     ODP event: action ``odp["action"]`` or else the event dict's ``event``, type
     ``odp["type"]`` or else ``"fullstack"``, identifiers and data merged over those
-    of :func:`odp_logging.context`. Event dicts without ``odp`` (or with
-    ``odp=None``) pass through untouched.
+    of :func:`odp_logging.context`. Event dicts without ``odp`` pass through
+    untouched; ``odp=None`` is removed and sends nothing.
 
     An ``odp`` payload bound with ``structlog.contextvars.bind_contextvars(odp=...)``
     is context, like :func:`odp_logging.context`: it is merged under each call's own
@@ -109,9 +112,7 @@ class OdpProcessor:
         """The client that sends the events (for ``flush``, ``stats`` and ``close``)."""
         return self._client
 
-    def __call__(
-        self, logger: WrappedLogger, method_name: str, event_dict: EventDict
-    ) -> EventDict:
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         """Queue the event dict's ODP event, if it carries one, and return the event dict.
 
         Called on the thread that logs (structlog's executor thread for
@@ -153,7 +154,7 @@ def _merged_payloads(bound: object, own: object) -> object:
 
     Other keys (``action``, ``type``) are taken from the call when it has them.
     """
-    if not (isinstance(bound, Mapping) and isinstance(own, Mapping)):
+    if not (isinstance(bound, _MAPPING) and isinstance(own, _MAPPING)):
         return _merged(bound, own)
     payload = {**bound, **own}
     for section in _SECTIONS:
@@ -171,8 +172,8 @@ def _merged(under: object, over: object) -> object:
         return over
     if over is None:
         return under
-    if not isinstance(under, Mapping):
+    if not isinstance(under, _MAPPING):
         return under
-    if not isinstance(over, Mapping):
+    if not isinstance(over, _MAPPING):
         return over
     return {**under, **over}

@@ -31,7 +31,9 @@ from odp_logging.structlog import OdpProcessor
 from tests.conftest import API_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = frozenset({"idempotence_id", "data_source_type", "data_source", "data_source_version"})
+DEFAULT_DATA = frozenset(
+    {"idempotence_id", "data_source_type", "data_source", "data_source_version"}
+)
 PURCHASE = {"identifiers": {"fs_user_id": "u1"}, "data": {"price": 50.0}}
 
 
@@ -235,9 +237,7 @@ class TestContextvars:
         )
         assert [expected] == _events(receiver, client)
 
-    def test_bound_action_and_type(
-        self, receiver: Receiver, client: odp_logging.OdpClient
-    ) -> None:
+    def test_bound_action_and_type(self, receiver: Receiver, client: odp_logging.OdpClient) -> None:
         """A bound action or type applies unless the call names its own."""
         _native(OdpProcessor(client=client))
         bind_contextvars(odp={"type": "commerce", "action": "bound", "identifiers": {"a": "1"}})
@@ -301,7 +301,9 @@ class TestContextvars:
             await asyncio.gather(request("u1"), request("u2"))
 
         asyncio.run(main())
-        pairs = {(e["identifiers"]["fs_user_id"], e["data"]["page"]) for e in _events(receiver, client)}
+        pairs = {
+            (e["identifiers"]["fs_user_id"], e["data"]["page"]) for e in _events(receiver, client)
+        }
         assert {("u1", "u1"), ("u2", "u2")} == pairs
 
     def test_invalid_bound_payload(self, client: odp_logging.OdpClient) -> None:
@@ -349,7 +351,7 @@ class TestNeverRaises:
             ({"identifiers": ["u1"]}, "invalid_identifiers"),
             ({"identifiers": {"fs_user_id": "u1"}, "data": {"cart": ["a"]}}, "invalid_data"),
             ({"identifiers": {}}, "no_identifiers"),
-            ({"identifiers": {"fs_user_id": "u1"}, "action": ""}, "invalid_action"),
+            ({"identifiers": {"fs_user_id": "u1"}, "action": 5}, "invalid_action"),
             ({"identifiers": {"fs_user_id": "u1"}, "type": 3}, "invalid_type"),
             (_Unreadable(), "invalid_payload"),
         ],
@@ -390,7 +392,11 @@ class TestWaysOfRunning:
         """``WriteLogger`` writes the line without ``odp``; the event arrives."""
         out = io.StringIO()
         structlog.configure(
-            processors=[merge_contextvars, OdpProcessor(client=client), structlog.processors.KeyValueRenderer()],
+            processors=[
+                merge_contextvars,
+                OdpProcessor(client=client),
+                structlog.processors.KeyValueRenderer(),
+            ],
             logger_factory=structlog.WriteLoggerFactory(out),
         )
         structlog.get_logger().info("purchased", odp=PURCHASE)
@@ -427,7 +433,7 @@ class TestWaysOfRunning:
         )
         structlog.get_logger("shop").info("purchased", odp=PURCHASE, order=7)
         [record] = records.records
-        assert ("purchased", 7) == (record.getMessage(), record.order)
+        assert ("purchased", 7) == (record.getMessage(), record.__dict__["order"])
         assert not hasattr(record, "odp")
         assert 1 == len(_events(receiver, client))
 
@@ -473,7 +479,11 @@ class TestWaysOfRunning:
             else structlog.PrintLoggerFactory(io.StringIO())
         )
         structlog.configure(
-            processors=[merge_contextvars, OdpProcessor(client=client), structlog.processors.JSONRenderer()],
+            processors=[
+                merge_contextvars,
+                OdpProcessor(client=client),
+                structlog.processors.JSONRenderer(),
+            ],
             wrapper_class=wrapper_class,
             logger_factory=factory,
         )
@@ -519,7 +529,7 @@ class TestWithOdpHandler:
     def test_exactly_once(
         self, renderer: Any, receiver: Receiver, client: odp_logging.OdpClient
     ) -> None:
-        """structlog's events are sent by the processor only, stdlib's by the handler."""
+        """Events logged with structlog are sent by the processor, stdlib's by the handler."""
         formatted = logging.StreamHandler(io.StringIO())
         formatted.setFormatter(
             structlog.stdlib.ProcessorFormatter(processor=structlog.processors.JSONRenderer())
@@ -534,6 +544,20 @@ class TestWithOdpHandler:
         logging.getLogger("legacy").info("signed_up", extra={"odp": PURCHASE})
         assert client.flush(timeout=5)
         assert ["purchased", "signed_up"] == sorted(e["action"] for e in _events(receiver, client))
+
+    def test_keep_sends_again(self, receiver: Receiver, client: odp_logging.OdpClient) -> None:
+        """With ``keep=True`` the handler sees ``odp`` and sends the event again, as documented."""
+        _stdlib_root(odp_logging.OdpHandler(client=client))
+        structlog.configure(
+            processors=[
+                OdpProcessor(client=client, keep=True),
+                structlog.stdlib.render_to_log_kwargs,
+            ],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+        )
+        structlog.get_logger("shop").info("purchased", odp=PURCHASE)
+        assert ["purchased", "purchased"] == [e["action"] for e in _events(receiver, client)]
 
 
 class TestWithoutStructlog:
