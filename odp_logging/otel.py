@@ -35,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 
 from odp_logging._client import OdpClient, get_client
 from odp_logging._otel_logs import LogRecordExporterBase, LogRecordExportResult, record_parts
+from odp_logging._payload import SECTIONS, merge_mappings
 from odp_logging._transport import add_send_hook
 
 if TYPE_CHECKING:
@@ -42,8 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["OdpLogRecordExporter", "OdpSpanExporter", "OdpSpanProcessor"]
 
-_SECTIONS: Final = frozenset({"identifiers", "data"})
-_NAMED_KEYS: Final = {f"odp.{name}": name for name in ("action", "type", *_SECTIONS)}
+_NAMED_KEYS: Final = {f"odp.{name}": name for name in ("action", "type", *SECTIONS)}
 _FLAT_IDENTIFIER: Final = "odp.identifiers."
 _FLAT_DATA: Final = "odp.data."
 
@@ -101,29 +101,12 @@ def _odp_payload(attributes: Mapping[str, object] | None) -> object | None:
     # Each layer is more specific than the one before and wins: odp, odp.<name>, odp.<section>.*
     payload: dict[str, object] = dict(whole) if whole is not None else {}
     for name, value in named.items():
-        payload[name] = _merged(payload.get(name), value) if name in _SECTIONS else value
+        payload[name] = merge_mappings(payload.get(name), value) if name in SECTIONS else value
     if flat_identifiers:
-        payload["identifiers"] = _merged(payload.get("identifiers"), flat_identifiers)
+        payload["identifiers"] = merge_mappings(payload.get("identifiers"), flat_identifiers)
     if flat_data:
-        payload["data"] = _merged(payload.get("data"), flat_data)
+        payload["data"] = merge_mappings(payload.get("data"), flat_data)
     return payload
-
-
-def _merged(under: object, over: object) -> object:
-    """Merge two mappings, ``over`` winning.
-
-    None stands for "absent"; otherwise a non-mapping is returned as is, for the client
-    to reject it.
-    """
-    if under is None:
-        return over
-    if over is None:
-        return under
-    if not isinstance(under, Mapping):
-        return under
-    if not isinstance(over, Mapping):
-        return over
-    return {**under, **over}
 
 
 def _span_identifiers(span: ReadableSpan) -> object | None:
@@ -144,13 +127,8 @@ def _send_span_events(client: OdpClient, span: ReadableSpan) -> None:
         if not span_read:  # only spans that carry ODP events pay for reading their attributes
             span_identifiers, span_read = _span_identifiers(span), True
         if span_identifiers is not None and isinstance(payload, dict):
-            payload["identifiers"] = _merged(span_identifiers, payload.get("identifiers"))
+            payload["identifiers"] = merge_mappings(span_identifiers, payload.get("identifiers"))
         client.send_payload(payload, event.name)
-
-
-def _count_internal_error(client: OdpClient) -> None:
-    """Count an event lost to an error of ours, as ``internal_error`` in ``stats()``."""
-    client._worker.count_caller_drop("internal_error")  # no public counter yet
 
 
 class _ClientUser:
@@ -232,7 +210,7 @@ class OdpSpanProcessor(_ClientUser, SpanProcessor):
         try:
             _send_span_events(self._client, span)
         except Exception:  # noqa: BLE001 - never raise into the application
-            _count_internal_error(self._client)
+            self._client.count_integration_error()
 
 
 class OdpSpanExporter(_ClientUser, SpanExporter):
@@ -267,7 +245,7 @@ class OdpSpanExporter(_ClientUser, SpanExporter):
             try:
                 _send_span_events(self._client, span)
             except Exception:  # noqa: BLE001 - one bad span must not lose the others
-                _count_internal_error(self._client)
+                self._client.count_integration_error()
                 result = SpanExportResult.FAILURE
         return result
 
@@ -313,7 +291,7 @@ class OdpLogRecordExporter(_ClientUser, LogRecordExporterBase):
                 # event as invalid_action, unless the payload names one.
                 self._client.send_payload(payload, action if isinstance(action, str) else "")
             except Exception:  # noqa: BLE001 - one bad record must not lose the others
-                _count_internal_error(self._client)
+                self._client.count_integration_error()
                 result = LogRecordExportResult.FAILURE
         return result
 

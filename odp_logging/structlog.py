@@ -11,7 +11,6 @@ the standard library) and from ``await log.ainfo(...)``. Never put it in a
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping
 from typing import Any, Final
 
 try:
@@ -24,14 +23,9 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     ) from exc
 
 from odp_logging._client import OdpClient, get_client
-from odp_logging._event import Rejection
+from odp_logging._payload import merge_payloads
 
 __all__ = ["OdpProcessor"]
-
-_SECTIONS: Final = ("identifiers", "data")
-_UNREADABLE: Final = Rejection("invalid_payload", "odp", "could not be read")
-_MAPPING: Final = (dict, Mapping)
-"""For isinstance: a dict matches without the Mapping ABC's check, which costs ~4x as much."""
 
 
 def _bound_odp_variable() -> contextvars.ContextVar[Any]:
@@ -139,41 +133,10 @@ class OdpProcessor:
         """Hand the client the call's payload merged over the bound one; never raises."""
         if bound is not None:
             try:
-                payload = _merged_payloads(bound, payload)
+                payload = merge_payloads(bound, payload)
             except Exception:  # noqa: BLE001 - a caller's mapping raised: never into the app
-                # As the client does for a payload it cannot read (no public method yet).
-                self._client._worker.submit_rejection(_UNREADABLE)
+                self._client.count_unreadable_payload()
                 return
         # A non-text event cannot name the action: "" makes the client drop the event
         # as invalid_action unless the payload names one.
         self._client.send_payload(payload, event if isinstance(event, str) else "")
-
-
-def _merged_payloads(bound: object, own: object) -> object:
-    """Merge the call's own payload over the bound one, ``identifiers`` and ``data`` key by key.
-
-    Other keys (``action``, ``type``) are taken from the call when it has them.
-    """
-    if not (isinstance(bound, _MAPPING) and isinstance(own, _MAPPING)):
-        return _merged(bound, own)
-    payload = {**bound, **own}
-    for section in _SECTIONS:
-        payload[section] = _merged(bound.get(section), own.get(section))
-    return payload
-
-
-def _merged(under: object, over: object) -> object:
-    """Merge two mappings, ``over`` winning.
-
-    None stands for "absent"; otherwise a non-mapping is returned as is, for the client
-    to drop the event under a reason naming the field.
-    """
-    if under is None:
-        return over
-    if over is None:
-        return under
-    if not isinstance(under, _MAPPING):
-        return under
-    if not isinstance(over, _MAPPING):
-        return over
-    return {**under, **over}
