@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from odp_logging._config import MAX_BATCH_BYTES, Options
+from odp_logging._config import MAX_BATCH_BYTES, ConfigError, Options
 from odp_logging._diagnostics import logger
 from odp_logging._event import EventBuilder, Rejection, clean_context
 from odp_logging._retry import RetryPolicy
@@ -82,8 +82,14 @@ class OdpClient:
             # and containers that cannot see each other's pids, and must outlast a request.
             lease = max(SPOOL_LEASE, 4 * options.request_timeout)
             spool = functools.partial(Spool, options.spool_path, options.spool_max_bytes, lease)
+        try:
+            builder = EventBuilder(options.data_source, dict(options.static_data))
+        except ValueError as exc:
+            raise ConfigError(
+                f"invalid value for odp-logging option 'static_data': {exc}"
+            ) from None
         self._worker = Worker(
-            EventBuilder(options.data_source, dict(options.static_data)),
+            builder,
             Transport(options.events_url, options.api_key or "", options.request_timeout),
             batch_size=options.batch_size,
             max_batch_bytes=MAX_BATCH_BYTES,
@@ -167,7 +173,21 @@ class OdpClient:
                 )
             )
         except Exception:  # noqa: BLE001 - a hostile mapping must not reach the caller
-            self._worker.submit_rejection(Rejection("invalid_payload", "odp", "could not be read"))
+            self.count_unreadable_payload()
+
+    def count_unreadable_payload(self) -> None:
+        """Count an ``odp`` payload that raised while read, as ``invalid_payload``.
+
+        For integrations, on the application's thread; the worker warns about it.
+        """
+        self._worker.submit_rejection(_UNREADABLE)
+
+    def count_integration_error(self) -> None:
+        """Count an event an integration lost to an error of its own, as ``internal_error``.
+
+        For integrations, on the application's thread; never raises.
+        """
+        self._worker.count_caller_drop("internal_error")
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event queued so far is sent or dropped.
@@ -213,6 +233,9 @@ class OdpClient:
 
     def _after_fork_in_child(self) -> None:
         self._worker.after_fork()
+
+
+_UNREADABLE: Final = Rejection("invalid_payload", "odp", "could not be read (it raised an error)")
 
 
 def _snapshot(value: object) -> object:

@@ -9,7 +9,10 @@ These reproduce what Optimizely's SDKs put on the wire (optimizely-sdk 5.7.0,
   ``fs_user_id`` exactly as the SDKs do it. None left: the event is dropped.
 * data values are str, int, float or bool; None is sent as ``""``; datetime and date
   as ISO 8601, Decimal as float, UUID as str, Enum as its value; NaN, infinity,
-  containers and other objects make the event invalid.
+  integers outside the 64-bit range, containers and other objects make the event
+  invalid.
+* a mapping or value that raises while it is read or converted makes the event
+  invalid under the reason of its field; lone surrogates in text are replaced.
 * default data comes first so that the caller's keys override it: ``idempotence_id``
   (a fresh UUID4), ``data_source_type``, ``data_source``, ``data_source_version``.
 
@@ -33,6 +36,10 @@ from typing import Any, Final
 from odp_logging._version import __version__
 
 DEFAULT_TYPE: Final = "fullstack"
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+_MAX_KEY_SHOWN: Final = 40
+"""Longest key quoted in a rejection: keys are names, but nothing stops a huge one."""
 FS_USER_ID: Final = "fs_user_id"
 _FS_USER_ID_ALIASES: Final = frozenset({"fs-user-id", "fs_user_id"})
 
@@ -85,13 +92,19 @@ class EventBuilder:
     Args:
         data_source: The ``data_source`` default data value.
         static_data: Data merged under every event's own data (above the defaults).
+
+    Raises:
+        ValueError: ``static_data`` holds a value that ODP cannot take.
     """
 
     __slots__ = ("_data_source", "_ids", "_static_data")
 
     def __init__(self, data_source: str, static_data: Mapping[str, Any] | None = None) -> None:
         self._data_source = data_source
-        self._static_data = _clean_data(static_data or {}, "static_data")
+        try:
+            self._static_data = _clean_data(static_data or {}, "static_data")
+        except _Invalid as invalid:
+            raise ValueError(f"{invalid.rejection.field} {invalid.rejection.problem}") from None
         self._ids = _ids()
 
     def build(
@@ -176,22 +189,30 @@ def normalise_identifiers(identifiers: object) -> dict[str, str]:
     if not isinstance(identifiers, Mapping):
         raise _reject("invalid_identifiers", "identifiers", "must be a mapping")
     cleaned: dict[str, str] = {}
-    for key in list(identifiers):
-        value = identifiers[key]
-        if not isinstance(key, str) or not key:
+    for key, value in _read_items(identifiers, "invalid_identifiers", "identifiers"):
+        if not isinstance(key, str):
             raise _reject("invalid_identifiers", "identifiers", "has a key that is not a string")
-        key = _exact_str(key)  # noqa: PLW2901 - a str subclass may override lower() or __eq__
+        # A str subclass may override __len__, lower() or __eq__: use the plain string.
+        key = _exact_str(key)  # noqa: PLW2901
+        if not key:
+            raise _reject("invalid_identifiers", "identifiers", "has an empty key")
         if value is None:
             continue
         if isinstance(value, str):
-            if value:
-                cleaned[key] = _exact_str(value)
+            text = _exact_str(value)
+            if text:
+                cleaned[key] = text
         elif isinstance(value, int) and not isinstance(value, bool):
-            cleaned[key] = str(int.__int__(value))
+            try:
+                cleaned[key] = str(int.__int__(value))
+            except ValueError:  # more digits than sys.get_int_max_str_digits()
+                raise _reject(
+                    "invalid_identifiers", _field("identifiers", key), "is an integer too long"
+                ) from None
         else:
             raise _reject(
                 "invalid_identifiers",
-                f"identifiers[{key!r}]",
+                _field("identifiers", key),
                 f"must be a string or an int, not {type(value).__name__}",
             )
     _alias_fs_user_id(cleaned)
@@ -237,13 +258,32 @@ def _clean_data(data: object, field: str) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise _reject("invalid_data", field, "must be a mapping")
     cleaned: dict[str, Any] = {}
-    for key in list(data):
-        value = data[key]
+    for key, value in _read_items(data, "invalid_data", field):
         if not isinstance(key, str):
             raise _reject("invalid_data", field, "has a key that is not a string")
         key = _exact_str(key)  # noqa: PLW2901 - see normalise_identifiers
-        cleaned[key] = _data_value(value, f"{field}[{key!r}]")
+        value_field = _field(field, key)
+        try:
+            cleaned[key] = _data_value(value, value_field)
+        except _Invalid:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. a datetime subclass whose isoformat() raises
+            raise _reject("invalid_data", value_field, "could not be converted") from None
     return cleaned
+
+
+def _read_items(mapping: Mapping[Any, Any], reason: str, field: str) -> list[tuple[Any, Any]]:
+    """Copy a caller's mapping into pairs, turning any error it raises into a rejection."""
+    try:
+        return [(key, mapping[key]) for key in list(mapping)]
+    except Exception:  # noqa: BLE001 - a hostile or concurrently changed mapping
+        raise _reject(reason, field, "could not be read (it raised an error)") from None
+
+
+def _field(field: str, key: str) -> str:
+    """Name ``field[key]`` for a rejection, shortening a huge key."""
+    shown = key if len(key) <= _MAX_KEY_SHOWN else f"{key[:_MAX_KEY_SHOWN]}..."
+    return f"{field}[{shown!r}]"
 
 
 def _exact_str(text: str) -> str:
@@ -254,8 +294,10 @@ def _exact_str(text: str) -> str:
 def _data_value(value: object, field: str) -> Any:
     # Exact type checks first: they are the common case and skip the subclass tests.
     kind = type(value)
-    if kind is str or kind is int or kind is bool:
+    if kind is str or kind is bool:
         return value
+    if kind is int:
+        return _int64(value, field)  # type: ignore[arg-type]
     if kind is float:
         if math.isfinite(value):  # type: ignore[arg-type]
             return value
@@ -268,7 +310,7 @@ def _data_value(value: object, field: str) -> Any:
     if isinstance(value, str):
         return _exact_str(value)
     if isinstance(value, int):
-        return int.__int__(value)
+        return _int64(int.__int__(value), field)
     if isinstance(value, float):
         return _data_value(float.__float__(value), field)
     if isinstance(value, (datetime.date, datetime.time)):
@@ -282,6 +324,13 @@ def _data_value(value: object, field: str) -> Any:
         field,
         f"must be a str, int, float, bool or None, not {type(value).__name__}",
     )
+
+
+def _int64(value: int, field: str) -> int:
+    """Return ``value`` if ODP can store it as a number (a signed 64-bit integer)."""
+    if _INT64_MIN <= value <= _INT64_MAX:
+        return value
+    raise _reject("invalid_data", field, "is an integer outside the 64-bit range")
 
 
 def _replace_surrogates(value: Any) -> Any:

@@ -299,6 +299,10 @@ class Worker:
             return True
         if thread is None or not thread.is_alive() or thread is threading.current_thread():
             return False
+        if self._close_deadline is not None:  # after close() no wait outlasts its deadline
+            timeout = min(timeout, self._close_deadline - time.monotonic())
+            if timeout <= 0:
+                return False
         request = _FlushRequest()
         self._queue.append(request)
         self._wake.set()
@@ -545,7 +549,7 @@ class Worker:
                 logging.WARNING,
                 "retry",
                 f"odp-logging could not deliver {len(batch.events)} event(s) ({answer.detail}); "
-                f"retrying in {wait:.1f} s",
+                f"retrying in {wait:.2g} s",
             )
         self._retried += len(batch.events)
         return False

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import logging.handlers
 import os
 import shutil
 import sys
@@ -244,11 +245,12 @@ def _demo_opentelemetry(client: OdpClient) -> None:
     provider.shutdown()
 
 
-_DEMO_SENDERS: Final[tuple[tuple[str, Callable[[OdpClient], None]], ...]] = (
-    ("OdpClient", _demo_client),
-    ("logging", _demo_logging),
-    ("structlog", _demo_structlog),
-    ("OpenTelemetry", _demo_opentelemetry),
+_DEMO_SENDERS: Final[tuple[tuple[str, str, Callable[[OdpClient], None]], ...]] = (
+    # (what the event goes through, the extra that installs it, the sender)
+    ("OdpClient", "", _demo_client),
+    ("logging", "", _demo_logging),
+    ("structlog", "structlog", _demo_structlog),
+    ("OpenTelemetry", "otel", _demo_opentelemetry),
 )
 
 
@@ -264,11 +266,12 @@ def run_demo(args: argparse.Namespace) -> int:
             )
         )
         skipped: list[str] = []
-        for name, send in _DEMO_SENDERS:
+        for name, extra, send in _DEMO_SENDERS:
             try:
                 send(client)
             except ImportError as exc:  # the integration or its library is not installed
-                skipped.append(f"{name}: {exc}")
+                hint = f"; pip install 'odp-logging[{extra}]'" if extra else ""
+                skipped.append(f"{name} ({exc}){hint}")
         sent = len(_DEMO_SENDERS) - len(skipped)
         delivered = client.flush(timeout=5.0)
         stats = client.stats()
@@ -365,7 +368,11 @@ def run_send(args: argparse.Namespace) -> int:
     client = OdpClient.from_options(options)
     try:
         if args.file is not None:
-            return _backfill(client, args.file, args.progress, args.timeout)
+            try:
+                return _backfill(client, args.file, args.progress, args.timeout)
+            except OSError as exc:
+                print(f"odp-logging send: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+                return EXIT_USAGE
         client.send_odp_event(args.action, identifiers=identifiers, type=args.type, data=data)
         return _report_one(client, args.action, args.timeout)
     finally:
@@ -375,7 +382,7 @@ def run_send(args: argparse.Namespace) -> int:
 def _split_pair(text: str) -> tuple[str, str]:
     name, equals, value = text.partition("=")
     if not equals or not name:
-        raise ValueError(f"expected NAME=VALUE, got {text!r}")
+        raise ValueError("--identifier and --data take NAME=VALUE, with a name before the '='")
     return name, value
 
 
@@ -450,11 +457,11 @@ def _backfill(client: OdpClient, path: str, progress: bool | None, timeout: floa
     return _summarise(run, client, settled, timeout)
 
 
-def _read_event(line: str, builder: EventBuilder) -> tuple[dict[str, Any], str | None]:
+def _read_event(line: bytes, builder: EventBuilder) -> tuple[dict[str, Any], str | None]:
     """Parse one line and check it with the client's event rules; say what is wrong."""
     try:
         payload = json.loads(line)
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError included: the message names no content
         return {}, f"not JSON ({exc})"
     if not isinstance(payload, dict):
         return {}, "not a JSON object"
@@ -470,19 +477,22 @@ def _read_event(line: str, builder: EventBuilder) -> tuple[dict[str, Any], str |
 
 
 @contextlib.contextmanager
-def _open_lines(path: str) -> Iterator[tuple[IO[str], int | None]]:
-    """Open ``path`` (``-``: standard input) and count its lines when it is a file."""
+def _open_lines(path: str) -> Iterator[tuple[IO[bytes], int | None]]:
+    """Open ``path`` (``-``: standard input) as bytes, and count its lines when it is a file.
+
+    Bytes, so that a line that is not UTF-8 is one rejected line, not the end of the run.
+    """
     if path == "-":
-        yield sys.stdin, None
+        yield sys.stdin.buffer, None
         return
-    with open(path, "rb") as counting:
-        total = sum(block.count(b"\n") for block in iter(lambda: counting.read(1 << 20), b""))
-    with open(path, encoding="utf-8", errors="replace") as stream:
+    with open(path, "rb") as stream:
+        total = sum(1 for _ in stream)
+        stream.seek(0)
         yield stream, total
 
 
 class _ProgressBar:
-    """A one-line progress bar on a terminal, redrawn in place at most ten times a second."""
+    """A one-line progress bar, redrawn in place at most ten times a second."""
 
     WIDTH: Final = 30
 
@@ -533,28 +543,18 @@ def _summarise(run: _Backfill, client: OdpClient, settled: bool, timeout: float)
 # -- config -----------------------------------------------------------------------
 
 
-class _Collect(logging.Handler):
-    """Keeps the records logged while the options are resolved."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def run_config(args: argparse.Namespace) -> int:
     """Print each option's effective value and its source: flag, environment or default."""
     flags = {"api_key": args.api_key, "api_host": args.api_host}
+    # The client warns about ODP_* values it ignores; keep those warnings for the output.
     library_logger = logging.getLogger("odp_logging")
-    collect = _Collect()
+    collect = logging.handlers.BufferingHandler(capacity=1000)
     library_logger.addHandler(collect)
     try:
         options = Options.resolve(**flags)
     finally:
         library_logger.removeHandler(collect)
-    warnings = [record.getMessage() for record in collect.records]
+    warnings = [record.getMessage() for record in collect.buffer]
     ignored = {env for env in ENVIRONMENT_VARIABLES.values() if any(env in w for w in warnings)}
     rows = [
         [

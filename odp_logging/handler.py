@@ -109,10 +109,10 @@ class OdpHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record's ODP event, if it carries an ``odp`` payload.
 
-        Called on the thread that logs. It never blocks, does no I/O and never
-        raises: an invalid payload is dropped by the client, counted by reason in
-        ``stats()`` and warned about on its worker thread; an error of ours goes to
-        :meth:`handleError`.
+        Called on the thread that logs (or a ``QueueListener``'s). It never blocks,
+        does no I/O and never raises: an invalid payload is dropped by the client,
+        counted by reason in ``stats()`` and warned about on its worker thread; an
+        error of ours goes to :meth:`handleError`.
         """
         try:
             payload = getattr(record, "odp", None)
@@ -158,11 +158,9 @@ def _is_own(record: logging.LogRecord) -> bool:
     them when ``logging.logThreads`` is off.
     """
     name = record.name
-    return (
-        name == _OWN_LOGGER
-        or name.startswith(_OWN_LOGGER_PREFIX)
-        or _WORKER_THREAD in (record.threadName, threading.current_thread().name)
-    )
+    if isinstance(name, str) and (name == _OWN_LOGGER or name.startswith(_OWN_LOGGER_PREFIX)):
+        return True
+    return _WORKER_THREAD in (record.threadName, threading.current_thread().name)
 
 
 def _event_of(event_dict: Mapping[Any, Any]) -> str:
