@@ -107,6 +107,10 @@ class EventBuilder:
             raise ValueError(f"{invalid.rejection.field} {invalid.rejection.problem}") from None
         self._ids = _ids()
 
+    def after_fork(self) -> None:
+        """Draw ids from a fresh random pool: a forked child must not repeat its parent's ids."""
+        self._ids = _ids()
+
     def build(
         self,
         action: object,

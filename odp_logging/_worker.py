@@ -352,6 +352,7 @@ class Worker:
             return
         if isinstance(self._outbox, Spool):
             _inherited_spools.append(self._outbox)
+        self._builder.after_fork()
         self._transport.forget()
         self._init_state()
 

@@ -44,7 +44,9 @@ def script(source: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(source)]
 
 
-def run_python(source: str, timeout: float = 30.0, **variables: str) -> subprocess.CompletedProcess[str]:
+def run_python(
+    source: str, timeout: float = 30.0, **variables: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``source`` in a child Python and return its outcome (output captured as text)."""
     return subprocess.run(
         script(source),

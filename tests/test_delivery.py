@@ -23,7 +23,11 @@ from tests.delivery_support import FAST_RETRY, wait_until
 
 def _client(receiver_url: str, **options: Any) -> odp_logging.OdpClient:
     """A client of the receiver with the fast retry policy and a 50 ms flush interval."""
-    defaults: dict[str, Any] = {"api_key": API_KEY, "api_host": receiver_url, "flush_interval": 0.05}
+    defaults: dict[str, Any] = {
+        "api_key": API_KEY,
+        "api_host": receiver_url,
+        "flush_interval": 0.05,
+    }
     return odp_logging.OdpClient(retry_policy=FAST_RETRY, **{**defaults, **options})
 
 
@@ -110,7 +114,10 @@ class TestBadRequest:
         )
         _send(client, 2)
         assert client.flush(5)
-        assert ([1], 1) == ([event["data"]["i"] for event in receiver.events()], client.stats().sent)
+        assert ([1], 1) == (
+            [event["data"]["i"] for event in receiver.events()],
+            client.stats().sent,
+        )
         assert 1 == client.stats().dropped["rejected"]
         client.close()
 

@@ -76,6 +76,29 @@ class TestOsFork:
         assert ["after", "before", "child"] == _actions(receiver)
         _assert_each_sent_once(receiver)
 
+    def test_children_draw_their_own_ids(self, receiver: Receiver) -> None:
+        """Two children of one parent never give their events the same idempotence_id."""
+        result = run_python(
+            """
+            import os, odp_logging
+            client = odp_logging.OdpClient(flush_interval=0.05)
+            client.send_odp_event("parent", identifiers={"fs_user_id": "p"})
+            assert client.flush(5)  # the parent has drawn ids from its random pool
+            for child in range(2):
+                if os.fork() == 0:
+                    for i in range(5):
+                        client.send_odp_event("child", identifiers={"fs_user_id": str(i)})
+                    client.close()
+                    os._exit(0)
+                os.wait()
+            """,
+            ODP_API_KEY=API_KEY,
+            ODP_API_HOST=receiver.url,
+        )
+        assert 0 == result.returncode, result.stderr
+        assert 11 == len(receiver.events())
+        _assert_each_sent_once(receiver)
+
     def test_fork_while_sending(self, receiver: Receiver) -> None:
         """A fork while the worker waits on a slow request: that batch is sent once."""
         receiver.inject(Fault("delay", delay=1.0))
@@ -182,7 +205,10 @@ def app(environ, start_response):
 """
 
 
-@pytest.mark.skipif(shutil.which("gunicorn", path=os.path.dirname(sys.executable)) is None, reason="gunicorn is not installed")
+@pytest.mark.skipif(
+    shutil.which("gunicorn", path=os.path.dirname(sys.executable)) is None,
+    reason="gunicorn is not installed",
+)
 class TestGunicorn:
     """gunicorn --preload with several workers."""
 

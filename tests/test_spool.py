@@ -184,7 +184,9 @@ class TestCrash:
     def test_sigkill_then_restart(self, receiver: Receiver, spool_path: str) -> None:
         """A killed process's spooled events are sent once by the restarted one."""
         _spool_then_kill(spool_path, 300)
-        result = run_python(_DRAIN, ODP_API_KEY=API_KEY, ODP_API_HOST=receiver.url, SPOOL=spool_path)
+        result = run_python(
+            _DRAIN, ODP_API_KEY=API_KEY, ODP_API_HOST=receiver.url, SPOOL=spool_path
+        )
         assert "flushed True" in result.stdout, result.stderr
         assert "recovered 300 sent 300 spooled 0" in result.stdout
         assert 300 == len(set(_ids(receiver))) == len(receiver.events(action="crashed"))
@@ -207,7 +209,9 @@ class TestCrash:
         assert 0 == result.returncode, result.stderr
         assert "40 event(s) are kept in the spool" in result.stderr
         assert 40 == spooled_rows(spool_path)
-        result = run_python(_DRAIN, ODP_API_KEY=API_KEY, ODP_API_HOST=receiver.url, SPOOL=spool_path)
+        result = run_python(
+            _DRAIN, ODP_API_KEY=API_KEY, ODP_API_HOST=receiver.url, SPOOL=spool_path
+        )
         assert "recovered 40 sent 40" in result.stdout, result.stderr
         assert 40 == len(receiver.events(action="left"))
 
@@ -292,7 +296,7 @@ class TestSpoolCommands:
     """odp-logging spool status|replay|purge."""
 
     def test_status(self, spool_path: str, capsys: pytest.CaptureFixture[str]) -> None:
-        """status shows the waiting events and changes nothing."""
+        """`spool status` shows the waiting events and changes nothing."""
         _orphaned_spool(spool_path, 7)
         capsys.readouterr()
         assert 0 == _cli("status", "--path", spool_path)
@@ -304,7 +308,7 @@ class TestSpoolCommands:
         assert 7 == spooled_rows(spool_path)
 
     def test_status_without_spool(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """status of a missing file is a usage error, and creates nothing."""
+        """`spool status` of a missing file is a usage error, and creates nothing."""
         path = str(tmp_path / "missing.db")
         assert 2 == _cli("status", "--path", path)
         assert "no spool at" in capsys.readouterr().err
@@ -313,17 +317,19 @@ class TestSpoolCommands:
     def test_replay(
         self, receiver: Receiver, spool_path: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """replay sends what a gone process left, once, and empties the spool."""
+        """`spool replay` sends what a gone process left, once, and empties the spool."""
         _orphaned_spool(spool_path, 12)
         capsys.readouterr()
-        status = _cli("replay", "--path", spool_path, "--api-key", API_KEY, "--api-host", receiver.url)
+        status = _cli(
+            "replay", "--path", spool_path, "--api-key", API_KEY, "--api-host", receiver.url
+        )
         assert 0 == status
         assert "adopted 12 event(s); sent 12" in capsys.readouterr().out
         assert 12 == len(set(_ids(receiver))) == len(receiver.events(action="orphan"))
         assert 0 == spooled_rows(spool_path)
 
     def test_replay_unreachable(self, spool_path: str, capsys: pytest.CaptureFixture[str]) -> None:
-        """replay to an unreachable host keeps the events and exits 1."""
+        """`spool replay` to an unreachable host keeps the events and exits 1."""
         _orphaned_spool(spool_path, 3)
         status = _cli(
             "replay", "--path", spool_path, "--api-key", API_KEY, "--api-host", dead_url(),
@@ -334,7 +340,7 @@ class TestSpoolCommands:
         assert 3 == spooled_rows(spool_path)
 
     def test_purge(self, spool_path: str, capsys: pytest.CaptureFixture[str]) -> None:
-        """purge needs --yes, then deletes every event."""
+        """`spool purge` needs --yes, then deletes every event."""
         _orphaned_spool(spool_path, 5)
         assert 2 == _cli("purge", "--path", spool_path)
         assert 5 == spooled_rows(spool_path)
@@ -345,7 +351,7 @@ class TestSpoolCommands:
     def test_purge_spares_running_process(
         self, spool_path: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """purge refuses to delete the events of a running process unless --force."""
+        """`spool purge` refuses to delete the events of a running process unless --force."""
         client = _client(dead_url(), spool_path)
         _send(client, 4)
         assert wait_until(lambda: client.stats().spooled == 4)

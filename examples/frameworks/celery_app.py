@@ -38,7 +38,7 @@ app = Celery("celery_app")
 
 def use_folder(folder: str) -> None:
     """Use a broker and a result store in ``folder``: no server, shared through the disk."""
-    for sub in ("queue", "results"):
+    for sub in ("queue", "results", "control"):
         Path(folder, sub).mkdir(exist_ok=True)
     app.conf.update(
         broker_url="filesystem://",  # in production: your broker's URL
@@ -46,6 +46,7 @@ def use_folder(folder: str) -> None:
         broker_transport_options={
             "data_folder_in": f"{folder}/queue",
             "data_folder_out": f"{folder}/queue",
+            "control_folder": f"{folder}/control",
             "polling_interval": 0.1,
         },
     )

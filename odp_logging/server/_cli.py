@@ -50,7 +50,7 @@ def serve(
 
 
 def _announce(url: str) -> None:
-    print(f"ODP receiver listening on {url}", flush=True)
+    print(f"ODP receiver listening on {url} (open it in a browser to watch events)", flush=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
