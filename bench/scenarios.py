@@ -346,18 +346,29 @@ def work(units: int) -> int:
 
 
 def slowdown(subject: Subject, *, iterations: int, work_units: int) -> dict[str, Any]:
-    """Wall seconds of a loop doing ``work(work_units)`` and one log call per iteration."""
+    """Wall seconds of a loop doing ``work(work_units)`` and one log call per iteration.
+
+    Afterwards (untimed) the events that arrived are counted, to show which library kept up.
+    """
     call = subject.call
     for _ in range(200):
         work(work_units)
         call()
     subject.settle()
+    base = subject.endpoint.delivered() if subject.endpoint else 0
     started = time.perf_counter()
     for _ in range(iterations):
         work(work_units)
         call()
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "events_per_s": iterations / wall, "counters": subject.counters()}
+    result: dict[str, Any] = {"wall_s": wall, "events_per_s": iterations / wall}
+    if subject.endpoint is not None:
+        delivery = _harness.wait_delivered(
+            subject.endpoint, base + iterations, quiet=3.0, timeout=60 + iterations / 2000
+        )
+        result["lost"] = base + iterations - delivery.count
+    result["counters"] = subject.counters()
+    return result
 
 
 def memory(subject: Subject, *, events: int) -> dict[str, Any]:

@@ -250,15 +250,24 @@ class Spool:
         return adopted
 
     def close(self) -> None:
-        """Leave: events still held become orphans that the next process adopts at once."""
+        """Leave: events still held are left to the next process that looks (within seconds).
+
+        The owner's heartbeat is zeroed rather than its row deleted, so that processes
+        already running adopt the events at their next maintenance, not only new ones.
+        """
         connection, self._connection = self._connection, None
         if connection is None:
             return
         _live_tokens.discard(self._token)
+        leave = (
+            "UPDATE owners SET heartbeat = 0 WHERE token = ?"
+            if self.held
+            else "DELETE FROM owners WHERE token = ?"
+        )
         try:
             with _spool_errors(self.path, "close"):
                 connection.execute("BEGIN IMMEDIATE")
-                connection.execute("DELETE FROM owners WHERE token = ?", (self._token,))
+                connection.execute(leave, (self._token,))
                 connection.execute("COMMIT")
         finally:
             connection.close()
@@ -367,7 +376,7 @@ class OwnerStatus:
         host: The host name it ran on.
         pid: Its process id.
         heartbeat_age: Seconds since its last heartbeat.
-        alive: Whether it is still running, as far as this host can tell.
+        alive: Whether it is still running and has not left, as far as this host can tell.
         events: Events it holds.
     """
 
@@ -418,7 +427,7 @@ def status(path: str) -> SpoolStatus:
                 host,
                 pid,
                 max(now - heartbeat, 0.0),
-                host == socket.gethostname() and pid_alive(pid),
+                heartbeat > 0 and host == socket.gethostname() and pid_alive(pid),
                 held.get(token, 0),
             )
             for token, host, pid, heartbeat in db.execute(

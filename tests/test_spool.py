@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import odp_logging
+from odp_logging._spool import Spool
 from odp_logging._spool import status as spool_status
 from odp_logging._spool_cli import add_spool_commands
 from odp_logging.server import Fault, Receiver
@@ -273,6 +274,53 @@ print("flushed", client.flush(30), "sent", client.stats().sent, flush=True)
         assert 150 == len(set(_ids(receiver)))
 
 
+class TestOwnership:
+    """Who sends what in a shared file: two Spool objects stand for two processes."""
+
+    def test_live_owner_keeps_its_events(self, spool_path: str) -> None:
+        """A running owner's events are never taken by another."""
+        first, second = Spool(spool_path, 10**8, 60), Spool(spool_path, 10**8, 60)
+        first.open()
+        assert 3 == first.add([b"{}"] * 3)
+        assert 0 == second.open()
+        assert ([], 3) == (second.take(100, 10**6), first.held)
+        first.close()
+        second.close()
+
+    def test_closed_owner_adopted_by_running_process(self, spool_path: str) -> None:
+        """Events left by an owner that closed go to a process already running."""
+        first, second = Spool(spool_path, 10**8, 60), Spool(spool_path, 10**8, 60)
+        first.open()
+        second.open()
+        first.add([b"{}"] * 3)
+        first.close()
+        assert 3 == second.maintain(force=True)
+        assert 3 == second.held == len(second.take(100, 10**6))
+        second.close()
+
+    def test_silent_owner_adopted_after_lease(self, spool_path: str) -> None:
+        """An owner whose heartbeat is older than the lease (another host, say) is adopted."""
+        first, second = Spool(spool_path, 10**8, 60), Spool(spool_path, 10**8, 60)
+        first.open()
+        first.add([b"{}"] * 2)
+        with contextlib.closing(sqlite3.connect(spool_path)) as db, db:
+            db.execute("UPDATE owners SET heartbeat = heartbeat - 61, host = 'elsewhere'")
+        assert 2 == second.open()
+        first.close()
+        second.close()
+
+    def test_take_respects_bytes_and_remove_settles(self, spool_path: str) -> None:
+        """A batch stops before the byte limit; removed events are no longer held."""
+        spool = Spool(spool_path, 10**8, 60)
+        spool.open()
+        spool.add([b"x" * 100] * 5)
+        batch = spool.take(100, 350)
+        assert 3 == len(batch)
+        spool.remove([event_id for event_id, _ in batch])
+        assert (2, 2) == (spool.held, len(spool.take(100, 10**6)))
+        spool.close()
+
+
 def _cli(*argv: str) -> int:
     """Run ``odp-logging spool ...`` in this process and return its exit status."""
     parser = argparse.ArgumentParser(prog="odp-logging")
@@ -289,7 +337,7 @@ def _orphaned_spool(spool_path: str, count: int) -> None:
     assert wait_until(lambda: client.stats().spooled == count)
     client.close(timeout=0)
     # close() returned at once; the worker leaves the spool right after.
-    assert wait_until(lambda: not spool_status(spool_path).owners)
+    assert wait_until(lambda: not any(owner.alive for owner in spool_status(spool_path).owners))
 
 
 class TestSpoolCommands:
