@@ -22,7 +22,7 @@ with the stdlib's `NullHandler` and `QueueHandler`, Optimizely's own
 
 ```
 pip install -e '.[bench]'      # the peers: optimizely-sdk, segment-analytics-python
-python -m bench                # about 8 minutes on 2 cores; --quick for a short run
+python -m bench                # 3-5 minutes on 2 cores; --quick for a short run
 ```
 
 This file is written by that command: do not edit it by hand, run it again.
@@ -40,9 +40,10 @@ two identifiers (`fs_user_id`, `email`) and two data values.
 
 * **Caller cost**: per call, the application thread's own CPU time
   (`time.thread_time`) and its wall time while the library's worker ships the events
-  (which includes waiting for the GIL). Rounds of calls, each followed by an untimed
-  wait for the worker to ship them, so that every round runs at the library's steady
-  state and never on its queue-full path. The baseline is the same
+  (which includes waiting for the GIL). Rounds of 2,000 calls (900 for optimizely-sdk,
+  whose queue holds 1,000), long enough for the worker to take the GIL during the round,
+  each followed by an untimed wait for the worker to ship them, so that every round runs
+  at the library's steady state and never on its queue-full path. The baseline is the same
   `logger.info("purchased", extra={"odp": ...})` call with a `NullHandler`.
 * **CPU per delivered event**: `time.process_time()` of the whole process (caller and
   worker threads; the receiver is another process and is not counted), events sent in
@@ -59,7 +60,9 @@ two identifiers (`fs_user_id`, `email`) and two data values.
   are queued at exit).
 
 The machine is a shared 2-core VM: run-to-run noise of 10-40 % on absolute figures is
-usual, ratios taken in one run are steadier. See `bench/` for the code.
+usual, ratios taken in one run are steadier. "n/a" marks a figure that could not be
+taken (a peer or an integration not installed, or an error, named in the cell). See
+`bench/` for the code.
 """
 
 
@@ -559,7 +562,7 @@ def markdown(run: Run) -> str:
     machine_rows.append(["load average after", run.load_after])
     target_rows = [[t.name, t.target, t.measured, t.verdict] for t in targets(run)]
     sections = [
-        INTRO,
+        INTRO.strip(),
         "## This run\n\n"
         f"`{run.command}`, {run.started_at}, {run.duration_s / 60:.1f} minutes.{sizes_note}\n\n"
         + _table(["machine", ""], machine_rows)

@@ -72,8 +72,8 @@ class _Server(http.server.ThreadingHTTPServer):
 
 def main() -> None:
     server = _Server(("127.0.0.1", 0), _Handler)
-    host, port = server.server_address[:2]
-    print(f"http://{host}:{port}", flush=True)
+    port = server.server_address[1]
+    print(f"http://127.0.0.1:{port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.05)
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """What OdpHandler costs the thread that logs, next to a NullHandler and a QueueHandler.
 
-Run: ``python bench/bench_handler.py [--calls N] [--rounds R]``
+Run: ``python -m bench.bench_handler [--calls N] [--rounds R]``
 
 In one run, loggers set up alike, each with one handler, take the same calls:
 
@@ -28,15 +28,13 @@ import itertools
 import logging
 import logging.handlers
 import queue
-import statistics
-import time
 from collections.abc import Callable
 
 import odp_logging
+from bench._harness import API_KEY, interleaved_medians
 from odp_logging import OdpHandler
 from odp_logging.server import ReceiverProcess
 
-API_KEY = "bench-public-key-0001"
 PAYLOAD = {
     "identifiers": {"fs_user_id": "user123", "email": "user@example.com"},
     "data": {"item": "shirt", "price": 50.0},
@@ -75,36 +73,6 @@ def without_odp(logger: logging.Logger) -> Callable[[], None]:
         logger.info("served page")
 
     return call
-
-
-def measure(call: Callable[[], None], calls: int) -> tuple[float, float]:
-    """Make ``calls`` calls; return (CPU ns, wall ns) per call."""
-    cpu_start, wall_start = time.thread_time_ns(), time.perf_counter_ns()
-    for _ in range(calls):
-        call()
-    return (
-        (time.thread_time_ns() - cpu_start) / calls,
-        (time.perf_counter_ns() - wall_start) / calls,
-    )
-
-
-def compare(
-    variants: dict[str, Callable[[], None]], calls: int, rounds: int
-) -> dict[str, tuple[float, float]]:
-    """Median (CPU ns, wall ns) per call of each variant, rounds interleaved."""
-    for call in variants.values():  # warm up caches, the worker and the listener
-        measure(call, calls)
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, call in variants.items():
-            samples[name].append(measure(call, calls))
-    return {
-        name: (
-            statistics.median(cpu for cpu, _ in values),
-            statistics.median(wall for _, wall in values),
-        )
-        for name, values in samples.items()
-    }
 
 
 def main() -> None:
@@ -146,7 +114,7 @@ def main() -> None:
         print("-" * len(header))
         for label, variants in cases.items():
             client.flush(120)  # start each case with an idle worker
-            medians = compare(variants, args.calls, args.rounds)
+            medians = interleaved_medians(variants, calls=args.calls, rounds=args.rounds)
             floor_cpu, floor_wall = medians["NullHandler"]
             for name, (cpu, wall) in medians.items():
                 print(

@@ -1,6 +1,6 @@
 """What OdpSpanProcessor costs the application's thread when a span ends.
 
-Run: ``python bench/bench_otel.py [--spans N] [--rounds R]``
+Run: ``python -m bench.bench_otel [--spans N] [--rounds R]``
 
 In one run, two TracerProviders set up alike, one with an OdpSpanProcessor and one
 without, end the same spans: a span with one ODP event, and a span with one plain
@@ -15,18 +15,16 @@ the receiver does not share our GIL.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.types import Attributes
 
 import odp_logging
+from bench._harness import API_KEY, interleaved_medians
 from odp_logging.otel import OdpSpanProcessor
 from odp_logging.server import ReceiverProcess
 
-API_KEY = "bench-public-key-0001"
 ODP_EVENT: Attributes = {"odp.identifiers.fs_user_id": "user123", "odp.data.price": 50.0}
 PLAIN_EVENT: Attributes = {"cache.key": "user123", "cache.hit": False}
 
@@ -40,17 +38,6 @@ def make_workload(provider: TracerProvider, attributes: Attributes) -> Callable[
             span.add_event("purchased", attributes)
 
     return one_span
-
-
-def measure(workload: Callable[[], None], spans: int) -> tuple[float, float]:
-    """Run ``workload`` ``spans`` times; return (CPU ns, wall ns) per span."""
-    cpu_start, wall_start = time.thread_time_ns(), time.perf_counter_ns()
-    for _ in range(spans):
-        workload()
-    return (
-        (time.thread_time_ns() - cpu_start) / spans,
-        (time.perf_counter_ns() - wall_start) / spans,
-    )
 
 
 def main() -> None:
@@ -75,19 +62,7 @@ def main() -> None:
                 "without": make_workload(without, attributes),
                 "with": make_workload(with_odp, attributes),
             }
-            for workload in variants.values():  # warm up caches and the worker thread
-                measure(workload, args.spans)
-            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-            for _ in range(args.rounds):
-                for name, workload in variants.items():
-                    samples[name].append(measure(workload, args.spans))
-            medians = {
-                name: (
-                    statistics.median(cpu for cpu, _ in values),
-                    statistics.median(wall for _, wall in values),
-                )
-                for name, values in samples.items()
-            }
+            medians = interleaved_medians(variants, calls=args.spans, rounds=args.rounds)
             for name, (cpu, wall) in medians.items():
                 print(f"{label:<14}{name:<10}{cpu / 1000:>9.2f}{wall / 1000:>9.2f}")
             cpu_ratio = medians["with"][0] / medians["without"][0]

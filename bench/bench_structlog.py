@@ -1,6 +1,6 @@
 """What OdpProcessor costs a structlog log call on the application's thread.
 
-Run: ``python bench/bench_structlog.py [--calls N] [--rounds R]``
+Run: ``python -m bench.bench_structlog [--calls N] [--rounds R]``
 
 In one run, two bound loggers with the same minimal chain,
 ``[merge_contextvars, JSONRenderer()]`` and ``[merge_contextvars, OdpProcessor(),
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,10 +25,10 @@ import structlog
 from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
 
 import odp_logging
+from bench._harness import API_KEY, interleaved_medians
 from odp_logging.server import ReceiverProcess
 from odp_logging.structlog import OdpProcessor
 
-API_KEY = "bench-public-key-0001"
 PAYLOAD = {
     "identifiers": {"fs_user_id": "user123", "email": "user@example.com"},
     "data": {"item": "shirt", "price": 50.0},
@@ -56,17 +54,6 @@ def make_logger(processors: list[Any]) -> Any:
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     ).bind()
-
-
-def measure(workload: Callable[[], None], calls: int) -> tuple[float, float]:
-    """Run ``workload`` ``calls`` times; return (CPU ns, wall ns) per call."""
-    cpu_start, wall_start = time.thread_time_ns(), time.perf_counter_ns()
-    for _ in range(calls):
-        workload()
-    return (
-        (time.thread_time_ns() - cpu_start) / calls,
-        (time.perf_counter_ns() - wall_start) / calls,
-    )
 
 
 def main() -> None:
@@ -98,19 +85,7 @@ def main() -> None:
             if bound is not None:
                 bind_contextvars(odp=bound)
             variants = {name: make_workload(log) for name, log in loggers.items()}
-            for workload in variants.values():  # warm up caches and the worker thread
-                measure(workload, args.calls)
-            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-            for _ in range(args.rounds):
-                for name, workload in variants.items():
-                    samples[name].append(measure(workload, args.calls))
-            medians = {
-                name: (
-                    statistics.median(cpu for cpu, _ in values),
-                    statistics.median(wall for _, wall in values),
-                )
-                for name, values in samples.items()
-            }
+            medians = interleaved_medians(variants, calls=args.calls, rounds=args.rounds)
             for name, (cpu, wall) in medians.items():
                 print(f"{label:<13}{name:<10}{cpu / 1000:>9.2f}{wall / 1000:>9.2f}")
             cpu_ratio = medians["with"][0] / medians["without"][0]

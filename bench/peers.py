@@ -67,7 +67,8 @@ def optimizely_client(api_host: str, api_key: str) -> Any:
         "integrations": [{"key": "odp", "host": api_host, "publicKey": api_key}],
     }
     client = optimizely.Optimizely(datafile=json.dumps(datafile))
-    if not client.is_valid or not client.odp_manager.event_manager.is_running:
+    manager = client.odp_manager.event_manager
+    if not client.is_valid or manager is None or not manager.is_running:
         raise RuntimeError("optimizely-sdk did not start its ODP event thread")
     return client
 
@@ -81,6 +82,6 @@ def optimizely_settle(client: Any) -> None:
 
 def segment_client(host: str) -> Any:
     """A segment-analytics-python ``Client`` that delivers to ``host``."""
-    from segment.analytics import Client
+    from segment.analytics import Client  # type: ignore[import-untyped]
 
     return Client(write_key="bench-write-key", host=host)

@@ -33,7 +33,7 @@ IDENTIFIERS = {"fs_user_id": "user123", "email": "user@example.com"}
 DATA = {"item": "shirt", "price": 50.0}
 PAYLOAD = {"identifiers": IDENTIFIERS, "data": DATA}
 """The event every subject sends: two identifiers and two data values."""
-SPAN_EVENT = {
+SPAN_EVENT: dict[str, str | float] = {
     "odp.identifiers.fs_user_id": "user123",
     "odp.identifiers.email": "user@example.com",
     "odp.data.item": "shirt",

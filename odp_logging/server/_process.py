@@ -85,6 +85,13 @@ class ReceiverProcess:
         self._url = match.group()
         return self
 
+    @property
+    def pid(self) -> int:
+        """The receiver child's process id (the benchmarks read its CPU time)."""
+        if self._process is None:
+            raise RuntimeError("the ReceiverProcess is not started")
+        return self._process.pid
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the child with SIGTERM (killing it after `timeout` seconds); idempotent."""
         if self._process is None:
