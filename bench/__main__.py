@@ -180,7 +180,7 @@ def receiver_capacity(receiver: Any, seconds: float) -> dict[str, float]:
     from bench import receiver_capacity as capacity
 
     bodies = capacity.encode_bodies(100, count=16)
-    pid = receiver_pid(receiver)
+    pid = receiver.pid
     cpu_before = _harness.process_cpu_seconds(pid) if pid else 0.0
     sent, elapsed = capacity.hammer(f"{receiver.url}/v3/events", bodies, seconds)
     receiver_cpu = (_harness.process_cpu_seconds(pid) - cpu_before) if pid else float("nan")
@@ -190,15 +190,6 @@ def receiver_capacity(receiver: Any, seconds: float) -> dict[str, float]:
         "events_per_s": sent * 100 / elapsed,
         "receiver_cpu_us_per_event": receiver_cpu / events * 1e6,
     }
-
-
-def receiver_pid(receiver: Any) -> int | None:
-    """The receiver child's pid, to read its CPU time (None when it cannot be told)."""
-    pid = getattr(receiver, "pid", None)
-    if pid is None:  # until ReceiverProcess has a public pid
-        process = getattr(receiver, "_process", None)
-        pid = getattr(process, "pid", None)
-    return pid if isinstance(pid, int) else None
 
 
 def run_jobs(
@@ -284,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         if not only or "receiver" in only:
             capacity = receiver_capacity(receiver, sizes.capacity_seconds)
         endpoints = {"odp": receiver.url, "segment": sink.url}
-        pids = {"odp": receiver_pid(receiver), "segment": sink.pid}
+        pids = {"odp": receiver.pid, "segment": sink.pid}
         results = run_jobs(jobs, endpoints, pids)
     record = _report.Run(
         command=command,

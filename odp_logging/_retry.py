@@ -20,9 +20,13 @@ class RetryPolicy:
     counted across batches (so a dead host sees at most one request per
     ``backoff_max`` seconds, however many batches wait), from ``backoff_initial`` to
     ``backoff_max``, with +/-``jitter`` of randomness so that many processes
-    recovering from the same outage do not retry in step. A server's ``Retry-After``
-    is a floor: the wait is never shorter than it asks (capped at
-    :data:`MAX_RETRY_AFTER`), and a ``Retry-After: 0`` cannot make the client spin.
+    recovering from the same outage do not retry in step. ``backoff_max`` is also how
+    late, at worst, the client notices that an outage is over: 10 s keeps that short
+    while a dead host still sees only a few requests a minute from each process.
+
+    A server's ``Retry-After`` is a floor: the wait is never shorter than it asks
+    (capped at :data:`MAX_RETRY_AFTER`), and a ``Retry-After: 0`` cannot make the
+    client spin.
 
     Attributes:
         max_attempts: Attempts per batch held in memory, the first one included.
@@ -35,7 +39,7 @@ class RetryPolicy:
 
     max_attempts: int = 6
     backoff_initial: float = 0.5
-    backoff_max: float = 30.0
+    backoff_max: float = 10.0
     jitter: float = 0.2
     max_elapsed: float = 120.0
 
