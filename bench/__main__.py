@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         if not only or "receiver" in only:
             capacity = receiver_capacity(receiver, sizes.capacity_seconds)
         endpoints = {"odp": receiver.url, "segment": sink.url}
-        pids = {"odp": receiver.pid, "segment": sink.pid}
+        pids: dict[str, int | None] = {"odp": receiver.pid, "segment": sink.pid}
         results = run_jobs(jobs, endpoints, pids)
     record = _report.Run(
         command=command,
