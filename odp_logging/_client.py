@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from odp_logging._config import MAX_BATCH_BYTES, ConfigError, Options
+from odp_logging._datafile import DatafilePoller
 from odp_logging._diagnostics import logger
 from odp_logging._event import EventBuilder, Rejection, clean_context
 from odp_logging._retry import RetryPolicy
@@ -68,13 +69,22 @@ class OdpClient:
     def _init(self, options: Options, retry_policy: RetryPolicy) -> None:
         self.options = options
         self._refusal: str | None = None
+        datafile = None
         if not options.enabled:
             self._refusal = "disabled"
+        elif options.uses_datafile_url:
+            datafile = DatafilePoller(options.effective_datafile_url or "", options.request_timeout)
+        elif options.datafile and not options.api_key:
+            self._refusal = "not_integrated"
+            logger.warning(
+                "odp-logging: the Optimizely datafile has no ODP integration; events will be "
+                "dropped (counted as not_integrated)"
+            )
         elif not options.api_key:
             self._refusal = "not_configured"
             logger.warning(
-                "odp-logging has no ODP api key: set ODP_API_KEY or pass api_key=...; "
-                "events will be dropped (counted as not_configured)"
+                "odp-logging has no ODP api key: set ODP_API_KEY (or ODP_SDK_KEY) or pass "
+                "api_key=...; events will be dropped (counted as not_configured)"
             )
         spool = None
         if options.spool_path and self._refusal is None:
@@ -97,6 +107,7 @@ class OdpClient:
             max_queue_size=options.max_queue_size,
             retry=retry_policy,
             spool=spool,
+            datafile=datafile,
         )
         self._closed = False
         _live_clients.add(self)

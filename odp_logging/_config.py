@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from odp_logging._datafile import CDN_URL as CDN_DATAFILE_URL
+from odp_logging._datafile import DatafileError, load_datafile, odp_integration
 
 logger = logging.getLogger("odp_logging")
 
@@ -52,12 +56,31 @@ class Options:
     request_timeout: float = 10.0
     shutdown_timeout: float = 5.0
     spool_path: str | None = None
+    spool_max_bytes: int = 100_000_000
     data_source: str = "odp-logging"
     enabled: bool = True
     allow_insecure_http: bool = False
     static_data: tuple[tuple[str, Any], ...] = ()
     """Data added to every event (under the event's own keys), as sorted pairs so the
     options stay hashable."""
+    sdk_key: str | None = dataclasses.field(default=None, repr=False)
+    """An Optimizely SDK key: the ODP key and host come from its datafile on the CDN."""
+    datafile: str | None = dataclasses.field(default=None, repr=False)
+    """A datafile as JSON text or a path (a mapping given is kept as JSON text)."""
+    datafile_url: str | None = None
+    """Where to fetch the datafile from, instead of the CDN URL of ``sdk_key``."""
+
+    @property
+    def uses_datafile_url(self) -> bool:
+        """Whether the ODP key and host are to be fetched (and re-fetched) from a URL."""
+        return not self.api_key and bool(self.datafile_url or self.sdk_key)
+
+    @property
+    def effective_datafile_url(self) -> str | None:
+        """The URL of the datafile to fetch, if any."""
+        if self.datafile_url:
+            return self.datafile_url
+        return CDN_DATAFILE_URL.format(sdk_key=self.sdk_key) if self.sdk_key else None
 
     @property
     def events_url(self) -> str:
@@ -105,6 +128,13 @@ class Options:
         static = options.get("static_data")
         if static is not None:
             values["static_data"] = _static_data(static)
+        datafile = options.get("datafile")
+        if datafile is not None:
+            values["datafile"] = _datafile(datafile)
+        elif "ODP_DATAFILE" in env:
+            values["datafile"] = env["ODP_DATAFILE"].strip() or None
+        if values.get("datafile") and not values.get("api_key"):
+            values.update(_credentials_from_datafile(values["datafile"], "api_host" in values))
         if "api_host" not in values and values.get("api_key"):
             values["api_host"] = _host_for_key(values["api_key"])
         if "api_host" in values:
@@ -176,6 +206,15 @@ def _optional_text(text: str) -> str | None:
     return text.strip() or None
 
 
+def _optional_url(text: str) -> str | None:
+    url = text.strip()
+    if not url:
+        return None
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError("must be an http(s) URL")
+    return url
+
+
 def _api_host(text: str) -> str:
     host = text.strip().rstrip("/")
     parts = urlsplit(host)
@@ -213,6 +252,31 @@ def _host_for_key(api_key: str) -> str:
     return _REGIONAL_HOSTS.get(region, DEFAULT_API_HOST)
 
 
+def _datafile(value: Any) -> str:
+    """Keep a datafile option as text: JSON for a mapping, else the JSON text or path."""
+    if isinstance(value, Mapping):
+        return json.dumps({key: value[key] for key in value}, sort_keys=True)
+    if isinstance(value, os.PathLike):
+        return str(os.fspath(value))
+    if isinstance(value, str) and value.strip():
+        return value
+    raise ConfigError("odp-logging option 'datafile' must be a mapping, JSON text or a path")
+
+
+def _credentials_from_datafile(datafile: str, host_given: bool) -> dict[str, str]:
+    """Read the ODP key (and host, unless given) from a datafile; {} when it has none."""
+    try:
+        integration = odp_integration(load_datafile(datafile))
+    except DatafileError as exc:
+        raise ConfigError(f"invalid value for odp-logging option 'datafile': {exc}") from None
+    if integration is None:
+        return {}
+    found = {"api_key": integration.api_key}
+    if not host_given:
+        found["api_host"] = _api_host(integration.api_host)
+    return found
+
+
 def _static_data(value: Any) -> tuple[tuple[str, Any], ...]:
     if not isinstance(value, Mapping):
         raise ConfigError("odp-logging option 'static_data' must be a mapping")
@@ -224,7 +288,7 @@ def _static_data(value: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((key, value[key]) for key in keys))
 
 
-_TEXT_PARSERS: Final = (_text, _optional_text, _api_host)
+_TEXT_PARSERS: Final = (_text, _optional_text, _api_host, _optional_url)
 _PARSERS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "api_key": ("ODP_API_KEY", _optional_text),
     "api_host": ("ODP_API_HOST", _api_host),
@@ -234,9 +298,12 @@ _PARSERS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
     "request_timeout": ("ODP_REQUEST_TIMEOUT", _positive_float),
     "shutdown_timeout": ("ODP_SHUTDOWN_TIMEOUT", _non_negative_float),
     "spool_path": ("ODP_SPOOL_PATH", _optional_text),
+    "spool_max_bytes": ("ODP_SPOOL_MAX_BYTES", _bounded_int(10_000)),
     "data_source": ("ODP_DATA_SOURCE", _text),
     "enabled": ("ODP_ENABLED", _parse_bool),
     "allow_insecure_http": ("ODP_ALLOW_INSECURE_HTTP", _parse_bool),
+    "sdk_key": ("ODP_SDK_KEY", _optional_text),
+    "datafile_url": ("ODP_DATAFILE_URL", _optional_url),
 }
 _KIND: Final[dict[Callable[[str], Any], str]] = {
     parse: "bool" if parse is _parse_bool else "string" if parse in _TEXT_PARSERS else "number"

@@ -94,7 +94,9 @@ class DatafilePoller:
         refresh_interval: Seconds between fetches once the datafile is known.
     """
 
-    def __init__(self, url: str, timeout: float, refresh_interval: float = REFRESH_INTERVAL) -> None:
+    def __init__(
+        self, url: str, timeout: float, refresh_interval: float = REFRESH_INTERVAL
+    ) -> None:
         self._url = url
         self._timeout = timeout
         self._refresh_interval = refresh_interval

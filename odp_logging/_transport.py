@@ -128,6 +128,12 @@ class Transport:
             return Answer(Verdict.RETRY, detail=f"network error ({type(exc).__name__})")
         return classify(response.status_code, response.headers.get("retry-after"), content)
 
+    def configure(self, url: str, api_key: str) -> None:
+        """Send to ``url`` with ``api_key`` from now on (a datafile named new ones)."""
+        self._url = url
+        self._headers = {**self._headers, "x-api-key": api_key}
+        self.reset()
+
     def reset(self) -> None:
         """Close the session and its connections, e.g. after a network error."""
         session, self._session = self._session, None

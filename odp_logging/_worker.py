@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from odp_logging._datafile import DatafilePoller
 from odp_logging._diagnostics import RateLimitedLog, logger
 from odp_logging._event import EventBuilder, Rejection
 from odp_logging._retry import RetryPolicy
@@ -35,6 +36,7 @@ DROP_REASONS: Final = (
     "queue_full",
     "spool_full",
     "not_configured",
+    "not_integrated",
     "disabled",
     "closed",
     "invalid_payload",
@@ -50,6 +52,13 @@ DROP_REASONS: Final = (
     "internal_error",
 )
 """Every reason an accepted call can end without delivery; ``stats().dropped`` keys."""
+
+WORKER_THREAD_NAME: Final = "odp-logging-worker"
+"""The name of every client's worker thread."""
+
+worker_thread_idents: Final[set[int]] = set()
+"""Idents of this process's running worker threads: what they log never becomes an event
+(the HTTP libraries' records while a worker sends), so a handler cannot feed itself."""
 
 MIN_WAIT: Final = 0.01
 """Shortest sleep of the worker loop: whatever goes wrong, it never spins."""
@@ -180,6 +189,8 @@ class Worker:
         max_queue_size: Most events waiting in the queue.
         retry: When to retry, and when a batch held in memory is given up.
         spool: Makes the durable spool (opened on the worker thread); None for none.
+        datafile: Fetches the Optimizely datafile naming the ODP key and host, on the
+            worker thread; None when they are configured directly.
     """
 
     def __init__(
@@ -193,6 +204,7 @@ class Worker:
         max_queue_size: int,
         retry: RetryPolicy,
         spool: Callable[[], Spool] | None = None,
+        datafile: DatafilePoller | None = None,
     ) -> None:
         self._builder = builder
         self._transport = transport
@@ -202,6 +214,7 @@ class Worker:
         self._max_queue_size = max_queue_size
         self._retry = retry
         self._make_spool = spool
+        self._datafile = datafile
         self._closed = False
         self._init_state()
 
@@ -273,7 +286,7 @@ class Worker:
         with self._start_lock:
             if self._thread is not None:
                 return
-            thread = threading.Thread(target=self._run, name="odp-logging-worker", daemon=True)
+            thread = threading.Thread(target=self._run, name=WORKER_THREAD_NAME, daemon=True)
             try:
                 thread.start()
             except RuntimeError:  # "can't create new thread at interpreter shutdown"
@@ -363,13 +376,18 @@ class Worker:
         return isinstance(self._outbox, Spool)
 
     def _run(self) -> None:
-        self._open_spool()
-        self._next_tick = time.monotonic() + self._flush_interval
-        while True:
-            self._wake.wait(self._seconds_to_next_step())
-            self._wake.clear()
-            if self._step_safely():
-                return
+        ident = threading.get_ident()
+        worker_thread_idents.add(ident)
+        try:
+            self._open_spool()
+            self._next_tick = time.monotonic() + self._flush_interval
+            while True:
+                self._wake.wait(self._seconds_to_next_step())
+                self._wake.clear()
+                if self._step_safely():
+                    return
+        finally:
+            worker_thread_idents.discard(ident)  # idents are reused by later threads
 
     def _open_spool(self) -> None:
         if self._make_spool is not None:
@@ -478,6 +496,8 @@ class Worker:
         Returns at the next tick at the latest, so that a long backlog does not keep
         new events from the spool or flush requests from being answered.
         """
+        if not self._credentials_ready():
+            return
         deadline = self._next_tick
         while self._resume_at <= time.monotonic() < deadline:
             if not self._worklist:
@@ -494,6 +514,48 @@ class Worker:
                 return
             if not self._durable:
                 self._accept()  # refill: without a spool the outbox holds one batch at most
+
+    def _credentials_ready(self) -> bool:
+        """With a datafile URL, learn (and follow) the ODP key and host it names.
+
+        Until the datafile is known, events are held (within the queue limit); a
+        datafile without an ODP integration drops them as ``not_integrated``.
+        """
+        poller = self._datafile
+        if poller is None:
+            return True
+        if poller.poll():
+            integration = poller.integration
+            if integration is not None:
+                self._transport.configure(f"{integration.api_host}/v3/events", integration.api_key)
+            else:
+                logger.warning(
+                    "odp-logging: the Optimizely datafile has no ODP integration; events are "
+                    "dropped (counted as not_integrated) until it has one"
+                )
+        elif not poller.known and poller.last_error:
+            self._log.log(
+                logging.WARNING,
+                "datafile",
+                f"odp-logging cannot fetch the Optimizely datafile ({poller.last_error}); "
+                "events are held until it can",
+            )
+        if poller.known and poller.integration is None:
+            self._drop_held("not_integrated")
+            return False
+        return poller.known
+
+    def _drop_held(self, reason: str) -> None:
+        """Settle every event waiting to be sent as dropped for ``reason``."""
+        while self._worklist:
+            self._settle(self._worklist.popleft().events, sent=False, reason=reason)
+        while self._outbox.held:
+            events = self._outbox.take(self._batch_size, self._max_batch_bytes)
+            if not events:
+                return
+            self._settle(events, sent=False, reason=reason)
+            if not self._durable:
+                self._accept()
 
     def _attempt(self, batch: _Batch) -> bool:
         """Send ``batch`` (the head of the worklist) once and act on the answer.
@@ -711,3 +773,8 @@ def report_leftovers(lost: int, kept: int, spool_path: str | None) -> None:
             "and will be sent by the next process that uses it",
             file=sys.stderr,
         )
+
+
+if hasattr(os, "register_at_fork"):
+    # No worker survives a fork, and the child's new threads may reuse their idents.
+    os.register_at_fork(after_in_child=worker_thread_idents.clear)

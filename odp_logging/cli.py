@@ -356,8 +356,11 @@ def run_send(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     options = Options.resolve(api_key=args.api_key, api_host=args.api_host)
-    if not options.api_key:
-        print("odp-logging send: no API key: set ODP_API_KEY or pass --api-key", file=sys.stderr)
+    if not options.api_key and not options.uses_datafile_url:
+        print(
+            "odp-logging send: no API key: set ODP_API_KEY (or ODP_SDK_KEY) or pass --api-key",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         identifiers = dict(_split_pair(text) for text in args.identifiers)
@@ -592,6 +595,8 @@ def _shown_value(options: Options, name: str) -> str:
     value = getattr(options, name)
     if name.endswith("_key"):
         return "****" if value else "(none)"
+    if name == "datafile":  # it names the ODP key
+        return "(given)" if value else "(none)"
     if name == "static_data":
         return json.dumps(dict(value)) if value else "(none)"
     return "(none)" if value is None else str(value)

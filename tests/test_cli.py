@@ -192,7 +192,7 @@ class TestSend:
     def test_no_key_exits_2(self, capsys):
         """Without a key anywhere, send says how to give one and exits 2."""
         assert 2 == main(["send", "a", "-i", "fs_user_id=u1"])
-        assert "set ODP_API_KEY or pass --api-key" in capsys.readouterr().err
+        assert "set ODP_API_KEY (or ODP_SDK_KEY) or pass --api-key" in capsys.readouterr().err
 
     def test_a_configuration_error_exits_2(self, capsys):
         """An option the client refuses (plain http to a remote host) exits 2 with its reason."""
