@@ -154,10 +154,22 @@ def run_child(args: argparse.Namespace) -> None:
         "dropped": {reason: count for reason, count in stats.dropped.items() if count},
         "accounted": stats.total == sum(logged),
         "close_seconds": closed_in,
-        "peak_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+        "peak_rss_mb": _peak_rss_mb(usage),
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
     }
     print(json.dumps(report), flush=True)
+
+
+def _peak_rss_mb(usage: resource.struct_rusage) -> float:
+    """This process's peak resident memory, in MiB.
+
+    Linux's VmHWM, because ru_maxrss survives exec() and would report the size of the
+    parent that forked this child; ru_maxrss elsewhere.
+    """
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024  # kB
+    return usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def soak(

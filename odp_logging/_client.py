@@ -164,22 +164,25 @@ class OdpClient:
             if self._refusal is not None:
                 self._worker.count_caller_drop(self._refusal)
                 return
-            if not isinstance(payload, Mapping):
+            # An exact dict, the usual payload, skips the Mapping ABC's isinstance check.
+            if type(payload) is not dict and not isinstance(payload, Mapping):
                 self._worker.submit_rejection(
                     Rejection(
                         "invalid_payload", "odp", f"must be a mapping, not {type(payload).__name__}"
                     )
                 )
                 return
-            action = payload.get("action") or (
-                default_action() if callable(default_action) else default_action
-            )
+            action = payload.get("action")
+            if not action:
+                action = default_action if isinstance(default_action, str) else default_action()
+            identifiers = payload.get("identifiers")
+            data = payload.get("data")
             self._worker.submit(
                 (
                     action,
                     payload.get("type"),
-                    _snapshot(payload.get("identifiers")),
-                    _snapshot(payload.get("data")),
+                    dict.copy(identifiers) if isinstance(identifiers, dict) else identifiers,
+                    dict.copy(data) if isinstance(data, dict) else data,
                     _context.get(),
                 )
             )

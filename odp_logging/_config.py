@@ -52,7 +52,7 @@ class Options:
     api_host: str = DEFAULT_API_HOST
     batch_size: int = 100
     flush_interval: float = 1.0
-    max_queue_size: int = 10_000
+    max_queue_size: int = 25_000
     request_timeout: float = 10.0
     shutdown_timeout: float = 5.0
     spool_path: str | None = None

@@ -35,6 +35,11 @@ from typing import Any, Final
 
 from odp_logging._version import __version__
 
+try:  # the ``fast`` extra: a C encoder, used where its output is the stdlib's to the byte
+    import orjson
+except ImportError:  # pragma: no cover - exercised by the tests that hide it
+    orjson = None  # type: ignore[assignment]
+
 DEFAULT_TYPE: Final = "fullstack"
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
@@ -42,8 +47,14 @@ _MAX_KEY_SHOWN: Final = 40
 """Longest key quoted in a rejection: keys are names, but nothing stops a huge one."""
 FS_USER_ID: Final = "fs_user_id"
 _FS_USER_ID_ALIASES: Final = frozenset({"fs-user-id", "fs_user_id"})
+_ALIAS_LENGTH: Final = len(FS_USER_ID)
+_PLAIN_FLOATS: Final = (1e-4, 1e16)
+"""Magnitudes that ``repr`` writes without an exponent, as orjson does: outside them
+the two spell a float differently (``1e+16`` against ``1e16``)."""
+_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+"""The RFC 4122 variant digit (``10xx``) keeping a random hex digit's two low bits."""
 
-_encode = json.JSONEncoder(
+_std_encode = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
 ).encode
 
@@ -73,17 +84,28 @@ def _reject(reason: str, field: str, problem: str) -> _Invalid:
     return _Invalid(Rejection(reason, field, problem))
 
 
+class _BadValue(Exception):
+    """A data value ODP cannot take; the field is named where the key is known."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
 def _ids() -> Iterator[str]:
     """Yield UUID4 strings, reading the random source once per 256 ids.
 
-    ``uuid.uuid4()`` makes one ``os.urandom`` call per id; batching the reads keeps
-    the worker's share of the GIL small.
+    ``uuid.uuid4()`` makes one ``os.urandom`` call and builds one object per id;
+    slicing one hex string per 256 ids keeps the worker's share of the GIL small.
+    Each id is ``uuid.uuid4()``'s: 122 random bits, version 4, the RFC 4122 variant.
     """
+    variant = _VARIANT
     while True:
-        pool = os.urandom(16 * 256)
-        for offset in range(0, len(pool), 16):
-            value = int.from_bytes(pool[offset : offset + 16], "big")
-            yield str(uuid.UUID(int=value, version=4))
+        pool = os.urandom(16 * 256).hex()
+        for i in range(0, len(pool), 32):
+            yield (
+                f"{pool[i : i + 8]}-{pool[i + 8 : i + 12]}-4{pool[i + 13 : i + 16]}-"
+                f"{variant[pool[i + 16]]}{pool[i + 17 : i + 20]}-{pool[i + 20 : i + 32]}"
+            )
 
 
 class EventBuilder:
@@ -97,7 +119,7 @@ class EventBuilder:
         ValueError: ``static_data`` holds a value that ODP cannot take.
     """
 
-    __slots__ = ("_data_source", "_ids", "_static_data")
+    __slots__ = ("_data_source", "_ids", "_static_data", "_static_is_plain")
 
     def __init__(self, data_source: str, static_data: Mapping[str, Any] | None = None) -> None:
         self._data_source = data_source
@@ -105,6 +127,7 @@ class EventBuilder:
             self._static_data = _clean_data(static_data or {}, "static_data")
         except _Invalid as invalid:
             raise ValueError(f"{invalid.rejection.field} {invalid.rejection.problem}") from None
+        self._static_is_plain = _is_plain_data(self._static_data)
         self._ids = _ids()
 
     def after_fork(self) -> None:
@@ -133,11 +156,73 @@ class EventBuilder:
             The event as UTF-8 JSON, or the reason it cannot be sent.
         """
         try:
+            if self._static_is_plain:
+                plain = self._build_plain(action, event_type, identifiers, data, context)
+                if plain is not None:
+                    return plain
             return self._build(action, event_type, identifiers, data, context)
         except _Invalid as invalid:
             return invalid.rejection
         except Exception:  # noqa: BLE001 - a caller's mapping or value raised while read
             return Rejection("invalid_payload", "odp", "could not be read (it raised an error)")
+
+    def _build_plain(
+        self,
+        action: object,
+        event_type: object,
+        identifiers: object,
+        data: object,
+        context: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
+    ) -> bytes | None:
+        """Build the common event, which needs no conversion, without copying it first.
+
+        That is: exact ``str`` action and type, an exact dict of non-empty exact
+        ``str`` identifiers naming no ``fs-user-id`` alias, data that is None or an
+        exact dict of ``str``, ``bool``, 64-bit ``int`` and plain finite ``float``
+        values (:func:`_is_plain_data`), and such context data.
+
+        Returns:
+            The encoded event, or None for any other event: :meth:`_build` then
+            applies the general rules, and names what is wrong if anything is.
+        """
+        if type(action) is not str or not action or type(identifiers) is not dict:
+            return None
+        if event_type is None or event_type == "":
+            event_type = DEFAULT_TYPE
+        elif type(event_type) is not str:
+            return None
+        for key, value in identifiers.items():
+            if type(key) is not str or type(value) is not str or not key or not value:
+                return None
+            if (
+                len(key) == _ALIAS_LENGTH
+                and key != FS_USER_ID
+                and key.lower() in _FS_USER_ID_ALIASES
+            ):
+                return None  # an alias to rename: the general rules do it
+        if data is None:
+            data = {}
+        elif type(data) is not dict or not _is_plain_data(data):
+            return None
+        if context is not None:
+            context_ids, context_data = context
+            if not _is_plain_data(context_data):
+                return None
+            identifiers = {**context_ids, **identifiers}
+            data = {**context_data, **data}
+        if not identifiers:
+            return None
+        event_data = {
+            "idempotence_id": next(self._ids),
+            "data_source_type": "sdk",
+            "data_source": self._data_source,
+            "data_source_version": __version__,
+            **self._static_data,
+            **data,
+        }
+        return _encode_plain(
+            {"type": event_type, "action": action, "identifiers": identifiers, "data": event_data}
+        )
 
     def _build(
         self,
@@ -175,11 +260,54 @@ class EventBuilder:
             "identifiers": merged_ids,
             "data": event_data,
         }
+        return _encode(event)
+
+
+def _is_plain_data(data: Mapping[str, Any]) -> bool:
+    """Whether ``data`` (a dict) holds only values that are sent as they are.
+
+    Those are ``str`` and ``bool``, ``int`` in the 64-bit range, and finite ``float``
+    that ``repr`` and orjson spell alike (no exponent), under exact ``str`` keys.
+    """
+    low, high = _PLAIN_FLOATS
+    for key, value in data.items():
+        kind = type(value)
+        if type(key) is not str:
+            return False
+        if kind is float:
+            if not (low <= abs(value) < high or value == 0.0):  # NaN fails both
+                return False
+        elif kind is int:
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return False
+        elif kind is not str and kind is not bool:
+            return False
+    return True
+
+
+def _encode_plain(event: dict[str, Any]) -> bytes:
+    """Encode an event of plain values, with orjson when it is installed.
+
+    orjson writes such an event byte for byte as :func:`_encode` does; it refuses
+    lone surrogates, which :func:`_encode` replaces.
+    """
+    if orjson is not None:
         try:
-            return _encode(event).encode()
-        except UnicodeEncodeError:
-            # Lone surrogates cannot be UTF-8: send the text with them replaced.
-            return _encode(_replace_surrogates(event)).encode()
+            # A copy: orjson's bytes keep their whole output buffer (4 KiB at least),
+            # and a backlog holds thousands of events.
+            return memoryview(orjson.dumps(event)).tobytes()
+        except orjson.JSONEncodeError:
+            pass
+    return _encode(event)
+
+
+def _encode(event: dict[str, Any]) -> bytes:
+    """Encode with the stdlib's encoder, as compact UTF-8 JSON."""
+    try:
+        return _std_encode(event).encode()
+    except UnicodeEncodeError:
+        # Lone surrogates cannot be UTF-8: send the text with them replaced.
+        return _std_encode(_replace_surrogates(event)).encode()
 
 
 def normalise_identifiers(identifiers: object) -> dict[str, str]:
@@ -266,13 +394,12 @@ def _clean_data(data: object, field: str) -> dict[str, Any]:
         if not isinstance(key, str):
             raise _reject("invalid_data", field, "has a key that is not a string")
         key = _exact_str(key)  # noqa: PLW2901 - see normalise_identifiers
-        value_field = _field(field, key)
         try:
-            cleaned[key] = _data_value(value, value_field)
-        except _Invalid:
-            raise
+            cleaned[key] = _data_value(value)
+        except _BadValue as bad:
+            raise _reject("invalid_data", _field(field, key), bad.problem) from None
         except Exception:  # noqa: BLE001 - e.g. a datetime subclass whose isoformat() raises
-            raise _reject("invalid_data", value_field, "could not be converted") from None
+            raise _reject("invalid_data", _field(field, key), "could not be converted") from None
     return cleaned
 
 
@@ -295,46 +422,47 @@ def _exact_str(text: str) -> str:
     return text if type(text) is str else str.__str__(text)
 
 
-def _data_value(value: object, field: str) -> Any:
+def _data_value(value: object) -> Any:
+    """Return the value sent for ``value``.
+
+    Raises:
+        _BadValue: ODP cannot take it; the caller names the field.
+    """
     # Exact type checks first: they are the common case and skip the subclass tests.
     kind = type(value)
     if kind is str or kind is bool:
         return value
     if kind is int:
-        return _int64(value, field)  # type: ignore[arg-type]
+        return _int64(value)  # type: ignore[arg-type]
     if kind is float:
         if math.isfinite(value):  # type: ignore[arg-type]
             return value
-        raise _reject("invalid_data", field, "is not a finite number")
+        raise _BadValue("is not a finite number")
     if value is None:
         return ""  # ODP reads null as an empty string; send what it will store
     if isinstance(value, enum.Enum):
-        return _data_value(value.value, field)
+        return _data_value(value.value)
     # str/int subclasses (bool is final): read the base value without calling overrides
     if isinstance(value, str):
         return _exact_str(value)
     if isinstance(value, int):
-        return _int64(int.__int__(value), field)
+        return _int64(int.__int__(value))
     if isinstance(value, float):
-        return _data_value(float.__float__(value), field)
+        return _data_value(float.__float__(value))
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return _data_value(float(value), field)
+        return _data_value(float(value))
     if isinstance(value, uuid.UUID):
         return str(value)
-    raise _reject(
-        "invalid_data",
-        field,
-        f"must be a str, int, float, bool or None, not {type(value).__name__}",
-    )
+    raise _BadValue(f"must be a str, int, float, bool or None, not {type(value).__name__}")
 
 
-def _int64(value: int, field: str) -> int:
+def _int64(value: int) -> int:
     """Return ``value`` if ODP can store it as a number (a signed 64-bit integer)."""
     if _INT64_MIN <= value <= _INT64_MAX:
         return value
-    raise _reject("invalid_data", field, "is an integer outside the 64-bit range")
+    raise _BadValue("is an integer outside the 64-bit range")
 
 
 def _replace_surrogates(value: Any) -> Any:

@@ -10,11 +10,13 @@ import contextlib
 import dataclasses
 import enum
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Final
 
 import requests
 import requests.adapters
+import requests.utils
 
 from odp_logging._retry import parse_retry_after
 from odp_logging._version import __version__
@@ -92,7 +94,8 @@ class Transport:
             "x-api-key": api_key,
             "user-agent": USER_AGENT,
         }
-        self._session: requests.Session | None = None
+        self._session: tuple[requests.Session, requests.PreparedRequest] | None = None
+        """The session, and the request prepared once that each batch copies."""
 
     def __repr__(self) -> str:
         return f"Transport(url={self._url!r})"
@@ -110,13 +113,16 @@ class Transport:
         """
         try:
             with _entered_hooks():
-                response = self._get_session().post(
-                    self._url,
-                    data=body,
-                    headers=self._headers,
+                session, template = self._get_session()
+                request = template.copy()
+                request.prepare_body(body, None)
+                response = session.send(
+                    request,
                     timeout=self._timeout if timeout is None else min(timeout, self._timeout),
                     allow_redirects=False,
                     stream=True,
+                    proxies=session.proxies,
+                    verify=session.verify,
                 )
                 with response:
                     content = _read_limited(response)
@@ -136,10 +142,10 @@ class Transport:
 
     def reset(self) -> None:
         """Close the session and its connections, e.g. after a network error."""
-        session, self._session = self._session, None
-        if session is not None:
+        opened, self._session = self._session, None
+        if opened is not None:
             with contextlib.suppress(Exception):
-                session.close()
+                opened[0].close()
 
     def forget(self) -> None:
         """Abandon the session without closing it, in a forked child.
@@ -149,7 +155,12 @@ class Transport:
         """
         self._session = None
 
-    def _get_session(self) -> requests.Session:
+    def _get_session(self) -> tuple[requests.Session, requests.PreparedRequest]:
+        """Return the session and the request each batch copies, made on first use.
+
+        The URL, headers, environment settings (and the session's cookies of that
+        moment) are prepared once: ``Session.post`` would redo it all for each batch.
+        """
         if self._session is None:
             session = requests.Session()
             # Retries are the worker's business: the adapter must not retry on its own.
@@ -158,7 +169,17 @@ class Transport:
             )
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            self._session = session
+            # Read the environment's proxy (NO_PROXY included) and CA bundle settings once
+            # per session: requests would read them, and ~/.netrc, on every request.
+            session.trust_env = False
+            session.proxies = requests.utils.get_environ_proxies(self._url)
+            session.verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
+            template = session.prepare_request(
+                requests.Request("POST", self._url, headers=self._headers)
+            )
+            self._session = (session, template)
         return self._session
 
 

@@ -63,6 +63,9 @@ worker_thread_idents: Final[set[int]] = set()
 MIN_WAIT: Final = 0.01
 """Shortest sleep of the worker loop: whatever goes wrong, it never spins."""
 
+BACKPRESSURE_PAUSE: Final = 0.0002
+"""Seconds a call sleeps, with a spool, while the queue is past half full."""
+
 Item = tuple[object, object, object, object, "tuple[Mapping[str, Any], Mapping[str, Any]] | None"]
 """What the application's thread enqueues: action, type, identifiers, data, context."""
 
@@ -212,6 +215,9 @@ class Worker:
         self._max_batch_bytes = max_batch_bytes
         self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
+        # With a spool, a burst past this many queued events makes submit() yield to the
+        # worker, which moves them to disk, rather than fill the queue and drop.
+        self._high_water = max_queue_size // 2 if spool is not None else sys.maxsize
         self._retry = retry
         self._make_spool = spool
         self._datafile = datafile
@@ -256,18 +262,25 @@ class Worker:
         Never blocks, never raises, does no I/O: a full queue drops the event and
         counts it as ``queue_full``. Wakes the worker once per ``batch_size`` events
         (not on every call, so that a backlog does not make each call take a lock).
+
+        With a spool, past half the queue each call sleeps :data:`BACKPRESSURE_PAUSE`
+        (it takes no lock): the worker gets the GIL to move the backlog to disk, so
+        a burst beyond the queue slows the caller slightly instead of dropping.
         """
         if self._pid != os.getpid():
             self.after_fork()
         queue = self._queue
-        if len(queue) >= self._max_queue_size or self._closed:
+        size = len(queue)
+        if size >= self._max_queue_size or self._closed:
             self.count_caller_drop("closed" if self._closed else "queue_full")
             return
         queue.append(item)
         if self._thread is None:
             self.start()
-        if len(queue) % self._batch_size == 0:
+        if (size + 1) % self._batch_size == 0:
             self._wake.set()
+        if size >= self._high_water:
+            time.sleep(BACKPRESSURE_PAUSE)
 
     def submit_rejection(self, rejection: Rejection) -> None:
         """Queue an integration's rejection, so the worker counts it and warns.
@@ -512,8 +525,10 @@ class Worker:
                 self._worklist.append(_Batch(events))
             if not self._attempt(self._worklist[0]):
                 return
-            if not self._durable:
-                self._accept()  # refill: without a spool the outbox holds one batch at most
+            if not self._durable or len(self._queue) >= self._batch_size:
+                # Refill: without a spool the outbox holds one batch at most; with one,
+                # a burst goes to disk between requests, before the queue fills.
+                self._accept()
 
     def _credentials_ready(self) -> bool:
         """With a datafile URL, learn (and follow) the ODP key and host it names.

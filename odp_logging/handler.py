@@ -16,13 +16,12 @@ from typing import Any, Final
 
 from odp_logging._client import OdpClient, get_client
 from odp_logging._diagnostics import logger as _own_logger
+from odp_logging._worker import worker_thread_idents
 
 __all__ = ["OdpHandler"]
 
 _OWN_LOGGER: Final = _own_logger.name
-_OWN_LOGGER_PREFIX: Final = f"{_OWN_LOGGER}."
-_WORKER_THREAD: Final = "odp-logging-worker"
-"""The name of every client's worker thread (see ``odp_logging._worker``)."""
+_OWN_LENGTH: Final = len(_OWN_LOGGER)
 
 
 class OdpHandler(logging.Handler):
@@ -99,6 +98,9 @@ class OdpHandler(logging.Handler):
         Returns:
             Whether the filters let the record through.
         """
+        if not self.filters:  # the usual case: skip filter()'s loop and its checks
+            self.emit(record)
+            return True
         passed = self.filter(record)
         if isinstance(passed, logging.LogRecord):
             record = passed
@@ -115,10 +117,16 @@ class OdpHandler(logging.Handler):
         error of ours goes to :meth:`handleError`.
         """
         try:
-            payload = getattr(record, "odp", None)
-            default_action: Callable[[], str]
+            # ``extra=`` (and a filter's ``record.odp = ...``) put the payload in the
+            # record's dict: a lookup there is cheaper than a missing attribute's getattr.
+            payload = record.__dict__.get("odp")
+            default_action: str | Callable[[], str]
             if payload is not None:
-                default_action = record.getMessage
+                message = record.msg
+                # getMessage() of a str without arguments is the str itself
+                default_action = (
+                    message if type(message) is str and not record.args else record.getMessage
+                )
             else:
                 message = record.msg
                 if isinstance(message, str) or not isinstance(message, Mapping):
@@ -127,7 +135,16 @@ class OdpHandler(logging.Handler):
                 if payload is None:
                     return
                 default_action = functools.partial(_event_of, message)
-            if _is_own(record):
+            # odp-logging's own records never become events: what a client's worker
+            # thread logs (the HTTP libraries' records while it sends; the record's
+            # ident also catches them behind a QueueListener, the current thread's when
+            # logging.logThreads is off), and its diagnostics, which carry a payload
+            # only when a filter adds one to every record.
+            thread = record.thread
+            if (threading.get_ident() if thread is None else thread) in worker_thread_idents:
+                return
+            name = record.name
+            if name.startswith(_OWN_LOGGER) and (name == _OWN_LOGGER or name[_OWN_LENGTH] == "."):
                 return
             self._client.send_payload(payload, default_action)
         except RecursionError:  # as the standard handlers do: never hide a runaway recursion
@@ -147,20 +164,6 @@ class OdpHandler(logging.Handler):
         if _holds_logging_lock():
             return
         self._client.flush()
-
-
-def _is_own(record: logging.LogRecord) -> bool:
-    """Whether odp-logging itself produced ``record``, which must never become an event.
-
-    That is its diagnostics, and anything logged on a client's worker thread: the
-    HTTP libraries' records while it sends. The record's thread name also catches
-    such records handed over by a ``QueueListener``; the current thread's catches
-    them when ``logging.logThreads`` is off.
-    """
-    name = record.name
-    if isinstance(name, str) and (name == _OWN_LOGGER or name.startswith(_OWN_LOGGER_PREFIX)):
-        return True
-    return _WORKER_THREAD in (record.threadName, threading.current_thread().name)
 
 
 def _event_of(event_dict: Mapping[Any, Any]) -> str:

@@ -46,6 +46,8 @@ __all__ = ["OdpLogRecordExporter", "OdpSpanExporter", "OdpSpanProcessor"]
 _NAMED_KEYS: Final = {f"odp.{name}": name for name in ("action", "type", *SECTIONS)}
 _FLAT_IDENTIFIER: Final = "odp.identifiers."
 _FLAT_DATA: Final = "odp.data."
+_FLAT_IDENTIFIER_LENGTH: Final = len(_FLAT_IDENTIFIER)
+_FLAT_DATA_LENGTH: Final = len(_FLAT_DATA)
 
 
 def _odp_payload(attributes: Mapping[str, object] | None) -> object | None:
@@ -78,18 +80,19 @@ def _odp_payload(attributes: Mapping[str, object] | None) -> object | None:
     """
     if not attributes:
         return None
-    odp_keys = [key for key in attributes if key.startswith("odp")]
-    if not odp_keys:
-        return None
+    # One pass over the keys and no value read until an ODP key is seen: the SDK's
+    # BoundedAttributes reads each value through the Mapping ABC.
     whole: object = None
     named: dict[str, object] = {}
     flat_identifiers: dict[str, object] = {}
     flat_data: dict[str, object] = {}
-    for key in odp_keys:
+    for key in attributes:
+        if not key.startswith("odp"):
+            continue
         if key.startswith(_FLAT_IDENTIFIER):
-            flat_identifiers[key[len(_FLAT_IDENTIFIER) :]] = attributes[key]
+            flat_identifiers[key[_FLAT_IDENTIFIER_LENGTH:]] = attributes[key]
         elif key.startswith(_FLAT_DATA):
-            flat_data[key[len(_FLAT_DATA) :]] = attributes[key]
+            flat_data[key[_FLAT_DATA_LENGTH:]] = attributes[key]
         elif key in _NAMED_KEYS:
             named[_NAMED_KEYS[key]] = attributes[key]
         elif key == "odp":

@@ -66,7 +66,7 @@ class ExplosiveStr(str):
     def __len__(self) -> int:
         raise RuntimeError("__len__")
 
-    def lower(self) -> str:  # type: ignore[override]
+    def lower(self) -> str:
         raise RuntimeError("lower")
 
 
@@ -167,7 +167,7 @@ class Case:
     reason: str | None
     check: Callable[[dict[str, Any]], bool] = lambda event: True
     after: Callable[[Any], None] | None = None
-    otel: str | tuple[str] | None = ()
+    otel: str | tuple[str, ...] | None = ()
 
 
 def _data(**data: Any) -> Callable[[], object]:
@@ -405,7 +405,7 @@ def _emitters() -> Iterator[dict[str, Callable[[odp_logging.OdpClient], Emit]]]:
 
         def emit(payload: object) -> None:
             with tracer.start_as_current_span("request") as span:
-                span.add_event("fallback", {"odp": payload})
+                span.add_event("fallback", {"odp": payload})  # type: ignore[dict-item]
 
         return emit
 

@@ -22,6 +22,8 @@ from odp_logging.server import Fault, Receiver
 from tests.conftest import API_KEY
 from tests.delivery_support import python_env, run_python, wait_until
 
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+
 # Blocks the importing script until the client's worker is inside a request.
 _WAIT_FOR_REQUEST = """
 import contextlib, threading

@@ -9,6 +9,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -111,7 +112,7 @@ class TestApiKey:
         ],
         ids=["insecure-host", "batch-size", "flush-interval", "static-data", "spool-path"],
     )
-    def test_not_in_config_errors(self, options: dict[str, object]) -> None:
+    def test_not_in_config_errors(self, options: dict[str, Any]) -> None:
         """Configuration errors name the option, never the key."""
         with pytest.raises(odp_logging.ConfigError) as error:
             odp_logging.OdpClient(api_key=API_KEY, **options)

@@ -32,6 +32,8 @@ from tests.delivery_support import (
     wait_until,
 )
 
+_POSIX_ONLY = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals and modes")
+
 
 @pytest.fixture(name="spool_path")
 def _spool_path(tmp_path: Path) -> str:
@@ -116,6 +118,7 @@ def _spool_then_kill(spool_path: str, count: int, action: str = "crashed") -> No
 class TestSpoolFile:
     """The file itself: created private, never someone else's database."""
 
+    @_POSIX_ONLY
     def test_created_private(self, spool_path: str) -> None:
         """The directory is created and the file, its WAL and SHM are mode 0600."""
         client = _client(dead_url(), spool_path)
@@ -179,6 +182,7 @@ class TestOutage:
         client.close(timeout=0)
 
 
+@_POSIX_ONLY
 class TestCrash:
     """SIGKILL loses nothing that reached the disk; the next process sends it."""
 
@@ -217,6 +221,7 @@ class TestCrash:
         assert 40 == len(receiver.events(action="left"))
 
 
+@_POSIX_ONLY
 class TestSharedSpool:
     """Several processes on one spool: each event sent once."""
 

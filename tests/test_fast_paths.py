@@ -1,0 +1,182 @@
+"""The fast paths: ids, plain events with and without orjson, the transport's environment."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import logging.handlers
+import queue
+import threading
+import uuid
+from typing import Any
+
+import pytest
+
+import odp_logging
+from odp_logging import _event, _worker
+from odp_logging._event import EventBuilder
+from odp_logging._transport import Transport
+from odp_logging.server import Receiver
+
+USER = {"fs_user_id": "u1", "email": "u1@example.com"}
+
+PLAIN_DATA: list[dict[str, Any]] = [
+    {"text": 'quote " backslash \\ slash / tab \t newline \n bell \x07 del \x7f'},
+    {"text": "é ü 中文 🎉 \u2028 \u2029 \ufeff"},
+    {"int": 0, "neg": -1, "max": 2**63 - 1, "min": -(2**63), "yes": True, "no": False},
+    {"a": 0.1, "b": 1e-4, "c": 9.999999999999998e15, "d": 123456789.125, "e": 2.0**52},
+    {"zero": 0.0, "negzero": -0.0, "third": 1 / 3, "neg": -2.5, "big": 1234567890123456.0},
+    {},
+]
+"""Data the plain path takes: every kind of value it sends as it is."""
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with orjson (when installed) and with the stdlib encoder alone."""
+    if request.param == "orjson":
+        if _event.orjson is None:
+            pytest.skip("orjson is not installed (the fast extra)")
+    else:
+        monkeypatch.setattr(_event, "orjson", None)
+    return str(request.param)
+
+
+def _canonical(encoded: bytes) -> bytes:
+    """What the stdlib encoder writes for the same JSON: the reference bytes."""
+    return json.dumps(
+        json.loads(encoded), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode()
+
+
+class TestIds:
+    """The idempotence ids drawn from one random read per 256 ids."""
+
+    def test_ids_are_uuid4(self) -> None:
+        """Every id is a canonical UUID of version 4 and the RFC 4122 variant."""
+        ids = list(itertools.islice(_event._ids(), 1000))
+        for text in ids:
+            parsed = uuid.UUID(text)
+            assert (4, uuid.RFC_4122, text) == (parsed.version, parsed.variant, str(parsed))
+        assert len(set(ids)) == len(ids)
+
+    def test_every_variant_digit_occurs(self) -> None:
+        """The variant digit keeps two random bits: 8, 9, a and b all occur."""
+        digits = {text[19] for text in itertools.islice(_event._ids(), 1000)}
+        assert {"8", "9", "a", "b"} == digits
+
+
+class TestPlainEncoding:
+    """Plain events encode to the stdlib's bytes, with orjson or without it."""
+
+    @pytest.mark.parametrize("data", PLAIN_DATA)
+    def test_bytes_equal_the_stdlib_encoder(self, encoder: str, data: dict[str, Any]) -> None:
+        """The encoded event is byte for byte what the stdlib encoder writes."""
+        encoded = EventBuilder("odp-logging").build("bought", None, dict(USER), data)
+        assert isinstance(encoded, bytes)
+        assert _canonical(encoded) == encoded
+        assert data == {k: v for k, v in json.loads(encoded)["data"].items() if k in data}
+
+    @pytest.mark.parametrize(
+        "data", [{"small": 1e-5}, {"large": 1e16}, {"none": None}, {"tiny": -5e-324}]
+    )
+    def test_values_outside_the_plain_path(self, encoder: str, data: dict[str, Any]) -> None:
+        """Floats written with an exponent and converted values take the stdlib's way."""
+        encoded = EventBuilder("odp-logging").build("bought", None, dict(USER), data)
+        assert isinstance(encoded, bytes)
+        assert _canonical(encoded) == encoded
+
+    def test_lone_surrogate_replaced(self, encoder: str) -> None:
+        """Text orjson refuses (a lone surrogate) falls back to the stdlib, replaced."""
+        ids = {"fs_user_id": "u\udc80"}
+        encoded = EventBuilder("odp-logging").build("bought", None, ids, {"v": "a\ud800b"})
+        assert isinstance(encoded, bytes)
+        event = json.loads(encoded)
+        assert ("u?", "a?b") == (event["identifiers"]["fs_user_id"], event["data"]["v"])
+
+    def test_context_and_static_data(self, encoder: str) -> None:
+        """Context and static data merge in the general rules' order on the plain path."""
+        builder = EventBuilder("odp-logging", {"app": "shop", "v": 1})
+        context = ({"email": "ctx@example.com", "fs_user_id": "ctx"}, {"v": 2, "page": "home"})
+        encoded = builder.build("bought", "", {"fs_user_id": "u1"}, {"v": 3}, context)
+        assert isinstance(encoded, bytes)
+        event = json.loads(encoded)
+        assert "fullstack" == event["type"]
+        assert {"email": "ctx@example.com", "fs_user_id": "u1"} == event["identifiers"]
+        assert ["app", "v", "page"] == list(event["data"])[4:]
+        assert ("shop", 3, "home") == (
+            event["data"]["app"],
+            event["data"]["v"],
+            event["data"]["page"],
+        )
+        assert _canonical(encoded) == encoded
+
+    def test_alias_still_renamed(self, encoder: str) -> None:
+        """An ``FS-USER-ID`` identifier is renamed as the SDKs do, fast path or not."""
+        encoded = EventBuilder("odp-logging").build("bought", None, {"FS-USER-ID": "u1"}, None)
+        assert isinstance(encoded, bytes)
+        assert {"fs_user_id": "u1"} == json.loads(encoded)["identifiers"]
+
+
+class TestTransportEnvironment:
+    """Proxy and CA bundle settings of the environment, read once per session."""
+
+    def test_no_proxy_honoured(
+        self, monkeypatch: pytest.MonkeyPatch, client_options: dict[str, Any], receiver: Receiver
+    ) -> None:
+        """With a proxy set and the receiver in NO_PROXY, events go straight to it."""
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # a closed port
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        client = odp_logging.OdpClient(**client_options)
+        client.send_odp_event("bought", identifiers=USER)
+        assert client.flush(5)
+        assert 1 == len(receiver.events(action="bought"))
+
+    def test_proxy_used(
+        self, monkeypatch: pytest.MonkeyPatch, client_options: dict[str, Any], receiver: Receiver
+    ) -> None:
+        """A proxy named by HTTP_PROXY is used: a dead one means a retry, not a delivery."""
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        transport = Transport(f"{receiver.url}/v3/events", "key", 2.0)
+        assert "retry" == transport.post(b"[]").verdict.value
+        assert [] == receiver.requests()
+
+    def test_ca_bundle_variable(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+        """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, names the CA file; else verify is on."""
+        transport = Transport("https://127.0.0.1:9/v3/events", "key", 1.0)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        assert transport._get_session()[0].verify is True
+        for variable in ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
+            monkeypatch.setenv(variable, str(tmp_path / variable))
+            transport.reset()
+            assert str(tmp_path / variable) == transport._get_session()[0].verify
+
+
+class TestWorkerThreadGuard:
+    """Records a worker thread logs never become events, even handed over by a listener."""
+
+    def test_worker_records_behind_a_queue_listener(
+        self, client: odp_logging.OdpClient, receiver: Receiver
+    ) -> None:
+        """A record made on a worker thread, emitted on a listener's, is not an event."""
+        client.send_odp_event("first", identifiers=USER)
+        assert client.flush(5)
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        listener = logging.handlers.QueueListener(records, odp_logging.OdpHandler(client=client))
+        worker_ident = next(iter(_worker.worker_thread_idents))
+        own = logging.LogRecord("urllib3", logging.DEBUG, __file__, 1, "req", (), None)
+        own.thread, own.odp = worker_ident, {"identifiers": USER}
+        app = logging.LogRecord("shop", logging.INFO, __file__, 1, "bought", (), None)
+        app.thread, app.odp = threading.get_ident(), {"identifiers": USER}
+        listener.start()
+        try:
+            records.put(own)
+            records.put(app)
+        finally:
+            listener.stop()
+        assert client.flush(5)
+        assert ["first", "bought"] == [event["action"] for event in receiver.events()]
