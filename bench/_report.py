@@ -33,7 +33,7 @@ This file is written by that command: do not edit it by hand, run it again.
 the benchmark's GIL, then runs every scenario in a fresh interpreter, warms up, repeats
 (repeats interleaved across subjects, so that drift on a shared machine touches them
 alike) and takes medians. Every library runs with its **default settings** (odp-logging:
-batches of 100, a queue of 10,000, a 1 s flush interval; optimizely-sdk: batches of 10,
+batches of 100, a queue of 25,000, a 1 s flush interval; optimizely-sdk: batches of 10,
 a queue of 1,000; segment: batches of 100, a queue of 10,000), and each delivers over
 HTTP to a local endpoint that counts what arrives. Every subject sends the same event:
 two identifiers (`fs_user_id`, `email`) and two data values.

@@ -22,6 +22,7 @@ CONTEXT_DISTRIBUTIONS = (
     "odp-logging",
     "requests",
     "urllib3",
+    "orjson",  # the optional fast extra: used when installed
     "structlog",
     "opentelemetry-sdk",
 )

@@ -622,7 +622,7 @@ class Worker:
             self._worklist.popleft()
             self._fail(batch.events, "retries_exhausted", answer)
             return False
-        else:
+        elif self._close_deadline is None:  # when closing, close() reports what is left
             self._log.log(
                 logging.WARNING,
                 "retry",

@@ -20,7 +20,7 @@ class TestDefaults:
             "https://api.zaius.com",
             100,
             1.0,
-            10_000,
+            25_000,
             10.0,
             5.0,
             None,

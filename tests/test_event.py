@@ -241,14 +241,14 @@ class TestData:
         """Text that is not valid UTF-8 is sent with the bad characters replaced."""
         assert "a?b" == build(data={"v": "a\ud800b"})["data"]["v"]
 
-    def test_hostile_mapping_is_invalid_payload(self) -> None:
+    def test_hostile_mapping_is_invalid_data(self) -> None:
         """A mapping that raises when read is dropped, not raised."""
 
         class Hostile(dict[str, str]):
             def __getitem__(self, key: str) -> str:
                 raise RuntimeError("boom")
 
-        assert "invalid_payload" == reject(data=Hostile(a="b")).reason
+        assert "invalid_data" == reject(data=Hostile(a="b")).reason
 
 
 class TestContext:

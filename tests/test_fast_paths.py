@@ -8,6 +8,7 @@ import logging
 import logging.handlers
 import queue
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -180,3 +181,24 @@ class TestWorkerThreadGuard:
             listener.stop()
         assert client.flush(5)
         assert ["first", "bought"] == [event["action"] for event in receiver.events()]
+
+
+class TestSpoolBackpressure:
+    """With a spool, a burst beyond the queue slows the caller instead of dropping."""
+
+    def test_burst_beyond_the_queue_is_spooled(self, tmp_path: Any) -> None:
+        """Five queues' worth logged in a tight loop, receiver down: all spooled, none dropped."""
+        client = odp_logging.OdpClient(
+            api_key="key",
+            api_host="http://127.0.0.1:9",  # a closed port: the events stay in the spool
+            max_queue_size=1000,
+            spool_path=str(tmp_path / "spool.db"),
+        )
+        for i in range(5000):
+            client.send_odp_event("burst", identifiers=USER, data={"i": i})
+        deadline = time.monotonic() + 20
+        while client.stats().spooled < 5000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stats = client.stats()
+        assert (5000, 0) == (stats.spooled, stats.total_dropped)
+        client.close(timeout=0.5)

@@ -252,10 +252,11 @@ print("flushed", client.flush(30), "sent", client.stats().sent, flush=True)
             for child in children:
                 assert child.stdout is not None
                 assert "logged" == child.stdout.readline().strip()
-            assert wait_until(lambda: spooled_rows(spool_path) == 400)
+            assert wait_until(lambda: spooled_rows(spool_path) == 400, timeout=30)
             receiver.clear_faults()
-            outputs = [child.communicate(timeout=30)[0] for child in children]
-        assert ["flushed True sent 200"] * 2 == [output.strip() for output in outputs]
+            outputs = [child.communicate(timeout=30) for child in children]
+        results = [stdout.strip() for stdout, _ in outputs]
+        assert ["flushed True sent 200"] * 2 == results, [stderr for _, stderr in outputs]
         ids = _ids(receiver)
         assert 400 == len(ids) == len(set(ids))
         assert 200 == len(receiver.events(action="first")) == len(receiver.events(action="second"))
