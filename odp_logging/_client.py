@@ -330,6 +330,20 @@ def get_client(**options: Any) -> OdpClient:
         return client
 
 
+def client_for(client: OdpClient | None, options: Mapping[str, Any]) -> OdpClient:
+    """Return ``client``, or else the shared client for ``options``: integrations' ``client=``.
+
+    Raises:
+        TypeError: Both ``client`` and options were given.
+        odp_logging.ConfigError: An option has an invalid value.
+    """
+    if client is None:
+        return get_client(**options)
+    if options:
+        raise TypeError("pass either client= or client options, not both")
+    return client
+
+
 def close_all(timeout: float | None = None) -> None:
     """Close every client of this process within one deadline (used at exit and in tests)."""
     global _first_shared  # noqa: PLW0603

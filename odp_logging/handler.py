@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from odp_logging._client import OdpClient, get_client
+from odp_logging._client import OdpClient, client_for
 from odp_logging._diagnostics import logger as _own_logger
 from odp_logging._worker import worker_thread_idents
 
@@ -73,10 +73,8 @@ class OdpHandler(logging.Handler):
         client: OdpClient | None = None,
         **client_options: Any,
     ) -> None:
-        if client is not None and client_options:
-            raise TypeError("pass either client= or client options, not both")
+        self._client = client_for(client, client_options)  # fail before registering
         super().__init__(level)
-        self._client = client if client is not None else get_client(**client_options)
 
     @property
     def client(self) -> OdpClient:

@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
         "odp_logging.otel needs OpenTelemetry: pip install 'odp-logging[otel]'"
     ) from exc
 
-from odp_logging._client import OdpClient, get_client
+from odp_logging._client import OdpClient, client_for
 from odp_logging._otel_logs import LogRecordExporterBase, LogRecordExportResult, record_parts
 from odp_logging._payload import SECTIONS, merge_mappings
 from odp_logging._transport import add_send_hook
@@ -145,9 +145,7 @@ class _ClientUser:
     """
 
     def __init__(self, client: OdpClient | None, client_options: dict[str, Any]) -> None:
-        if client is not None and client_options:
-            raise TypeError("pass either client= or client options, not both")
-        self._client = client if client is not None else get_client(**client_options)
+        self._client = client_for(client, client_options)
         self._shut_down = False
 
     def __repr__(self) -> str:

@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
         "odp_logging.structlog needs structlog: pip install 'odp-logging[structlog]'"
     ) from exc
 
-from odp_logging._client import OdpClient, get_client
+from odp_logging._client import OdpClient, client_for
 from odp_logging._payload import merge_payloads
 
 __all__ = ["OdpProcessor"]
@@ -92,9 +92,7 @@ class OdpProcessor:
         drop: bool = False,
         **client_options: Any,
     ) -> None:
-        if client is not None and client_options:
-            raise TypeError("pass either client= or client options, not both")
-        self._client = client if client is not None else get_client(**client_options)
+        self._client = client_for(client, client_options)
         self._keep = keep
         self._drop = drop
 
