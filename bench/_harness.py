@@ -56,6 +56,17 @@ def per_call(call: Callable[[], object], calls: int) -> tuple[float, float]:
     return cpu / calls, wall / calls
 
 
+def print_delivery(client: Any, receiver: Any, timeout: float = 120) -> None:
+    """Flush ``client``, then print what it sent and dropped and what the receiver stored."""
+    delivered = client.flush(timeout)
+    stats = client.stats()
+    print(
+        f"delivered: {stats.sent} events sent, {stats.total_dropped} dropped, "
+        f"flush {'complete' if delivered else 'timed out'}; receiver stored "
+        f"{receiver.stats()['events_accepted']}"
+    )
+
+
 def median(values: Sequence[float]) -> float:
     """The median of ``values`` (NaN for none)."""
     return statistics.median(values) if values else float("nan")

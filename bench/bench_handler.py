@@ -31,7 +31,7 @@ import queue
 from collections.abc import Callable
 
 import odp_logging
-from bench._harness import API_KEY, interleaved_medians
+from bench._harness import API_KEY, interleaved_medians, print_delivery
 from odp_logging import OdpHandler
 from odp_logging.server import ReceiverProcess
 
@@ -122,13 +122,7 @@ def main() -> None:
                     f"{cpu / floor_cpu:>7.2f}{wall / floor_wall:>8.2f}"
                 )
         listener.stop()
-        delivered = client.flush(120)
-        stats = client.stats()
-        print(
-            f"delivered: {stats.sent} events sent, {stats.total_dropped} dropped, "
-            f"flush {'complete' if delivered else 'timed out'}; receiver stored "
-            f"{receiver.stats()['events_accepted']}"
-        )
+        print_delivery(client, receiver, 120)
         client.close()
 
 

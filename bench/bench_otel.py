@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.types import Attributes
 
 import odp_logging
-from bench._harness import API_KEY, interleaved_medians
+from bench._harness import API_KEY, interleaved_medians, print_delivery
 from odp_logging.otel import OdpSpanProcessor
 from odp_logging.server import ReceiverProcess
 
@@ -71,13 +71,7 @@ def main() -> None:
 
         for label, cpu_ratio, wall_ratio in ratios:
             print(f"ratio with/without, {label}: CPU {cpu_ratio:.2f}x, wall {wall_ratio:.2f}x")
-        delivered = client.flush(60)
-        stats = client.stats()
-        print(
-            f"delivered: {stats.sent} events sent, {stats.total_dropped} dropped, "
-            f"flush {'complete' if delivered else 'timed out'}; receiver stored "
-            f"{receiver.stats()['events_accepted']}"
-        )
+        print_delivery(client, receiver, 60)
         client.close()
 
 

@@ -25,7 +25,7 @@ import structlog
 from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
 
 import odp_logging
-from bench._harness import API_KEY, interleaved_medians
+from bench._harness import API_KEY, interleaved_medians, print_delivery
 from odp_logging.server import ReceiverProcess
 from odp_logging.structlog import OdpProcessor
 
@@ -95,13 +95,7 @@ def main() -> None:
 
         for label, cpu_ratio, wall_ratio in ratios:
             print(f"ratio with/without, {label}: CPU {cpu_ratio:.2f}x, wall {wall_ratio:.2f}x")
-        delivered = client.flush(120)
-        stats = client.stats()
-        print(
-            f"delivered: {stats.sent} events sent, {stats.total_dropped} dropped, "
-            f"flush {'complete' if delivered else 'timed out'}; receiver stored "
-            f"{receiver.stats()['events_accepted']}"
-        )
+        print_delivery(client, receiver, 120)
         client.close()
 
 

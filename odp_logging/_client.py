@@ -177,6 +177,7 @@ class OdpClient:
                 action = default_action if isinstance(default_action, str) else default_action()
             identifiers = payload.get("identifiers")
             data = payload.get("data")
+            # _snapshot() inlined: this is every integration's per-event path.
             self._worker.submit(
                 (
                     action,

@@ -212,17 +212,7 @@ class EventBuilder:
             data = {**context_data, **data}
         if not identifiers:
             return None
-        event_data = {
-            "idempotence_id": next(self._ids),
-            "data_source_type": "sdk",
-            "data_source": self._data_source,
-            "data_source_version": __version__,
-            **self._static_data,
-            **data,
-        }
-        return _encode_plain(
-            {"type": event_type, "action": action, "identifiers": identifiers, "data": event_data}
-        )
+        return _encode_plain(self._event(event_type, action, identifiers, data))
 
     def _build(
         self,
@@ -246,21 +236,26 @@ class EventBuilder:
             merged_data = {**context_data, **merged_data}
         if not merged_ids:
             raise _reject("no_identifiers", "identifiers", "has no non-empty value")
+        return _encode(self._event(event_type, action, merged_ids, merged_data))
+
+    def _event(
+        self, event_type: str, action: str, identifiers: dict[str, str], data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Assemble the wire event: default data first, so the caller's keys override it."""
         event_data = {
             "idempotence_id": next(self._ids),
             "data_source_type": "sdk",
             "data_source": self._data_source,
             "data_source_version": __version__,
             **self._static_data,
-            **merged_data,
+            **data,
         }
-        event = {
+        return {
             "type": event_type,
             "action": action,
-            "identifiers": merged_ids,
+            "identifiers": identifiers,
             "data": event_data,
         }
-        return _encode(event)
 
 
 def _is_plain_data(data: Mapping[str, Any]) -> bool:
