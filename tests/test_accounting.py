@@ -72,7 +72,9 @@ class TestIdentity:
         receiver.clear_faults()
         logged += _log_from_threads(client)
         assert client.flush(10)
-        receiver.inject(Fault("reset", times=None))  # down again at exit: leftovers
+        # Down again at exit, asking for a long wait: what is queued is left over at close,
+        # however fast the worker got through the events while they were logged.
+        receiver.inject(Fault("status", status=503, retry_after="30", times=None))
         logged += _log_from_threads(client)
         client.close()
         client.send_odp_event("late", identifiers={"fs_user_id": "x"})
