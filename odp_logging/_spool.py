@@ -298,10 +298,25 @@ class Spool:
 def connect(path: str) -> sqlite3.Connection:
     """Open the spool at ``path`` (creating it mode 0600) with its schema, in WAL mode.
 
+    Processes opening one new spool at the same moment are retried for up to
+    :data:`BUSY_TIMEOUT`: SQLite calls no busy handler for the lock that switching a
+    file to WAL takes, so the others get "database is locked" at once.
+
     Raises:
         sqlite3.Error, OSError: The file cannot be opened or created.
         SpoolError: The file is another database, or a spool of a newer odp-logging.
     """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            return _connect_once(path)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _connect_once(path: str) -> sqlite3.Connection:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o700, exist_ok=True)
     # Create the file ourselves: SQLite would use 0644, and its -wal and -shm files
