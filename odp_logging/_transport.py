@@ -1,6 +1,6 @@
 """HTTP to the ODP events API, and what each answer means for the batch sent.
 
-Used only by the worker thread. One ``requests.Session`` per transport keeps the
+Used only by the worker thread. One ``requests`` session per transport keeps the
 connection alive between batches.
 """
 
@@ -17,6 +17,7 @@ from typing import Final
 import requests
 import requests.adapters
 import requests.utils
+import urllib3
 
 from odp_logging._retry import parse_retry_after
 from odp_logging._version import __version__
@@ -93,9 +94,10 @@ class Transport:
             "content-type": "application/json",
             "x-api-key": api_key,
             "user-agent": USER_AGENT,
+            # The body of an answer is read raw: it must not come compressed.
+            "accept-encoding": "identity",
         }
-        self._session: tuple[requests.Session, requests.PreparedRequest] | None = None
-        """The session, and the request prepared once that each batch copies."""
+        self._route: _Route | None = None
 
     def __repr__(self) -> str:
         return f"Transport(url={self._url!r})"
@@ -103,7 +105,7 @@ class Transport:
     def post(self, body: bytes, timeout: float | None = None) -> Answer:
         """Send one batch and classify the answer; never raises for network trouble.
 
-        Redirects are not followed: requests would carry the ``x-api-key`` header to
+        Redirects are not followed: they would carry the ``x-api-key`` header to
         whatever host a redirect names.
 
         Args:
@@ -111,28 +113,30 @@ class Transport:
             timeout: A shorter connect and read timeout for this request (at close, so
                 that a request never outlives the shutdown time).
         """
+        seconds = self._timeout if timeout is None else min(timeout, self._timeout)
         try:
             with _entered_hooks():
-                session, template = self._get_session()
-                request = template.copy()
-                request.prepare_body(body, None)
-                response = session.send(
-                    request,
-                    timeout=self._timeout if timeout is None else min(timeout, self._timeout),
-                    allow_redirects=False,
-                    stream=True,
-                    proxies=session.proxies,
-                    verify=session.verify,
+                route = self._get_route()
+                response = route.pool.urlopen(
+                    "POST",
+                    route.target,
+                    body=body,
+                    headers=self._headers,
+                    redirect=False,
+                    assert_same_host=False,
+                    preload_content=False,
+                    decode_content=False,
+                    retries=_NO_RETRIES,
+                    timeout=urllib3.Timeout(connect=seconds, read=seconds),
                 )
-                with response:
-                    content = _read_limited(response)
-        except requests.Timeout:
-            return Answer(Verdict.RETRY, detail="the request timed out")
-        except requests.RequestException as exc:
-            # Name only the exception type: its text can embed the URL and headers.
+                content = _read_limited(response)
+        except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:
             self.reset()
+            if _timed_out(exc):
+                return Answer(Verdict.RETRY, detail="the request timed out")
+            # Name only the exception type: its text can embed the URL and headers.
             return Answer(Verdict.RETRY, detail=f"network error ({type(exc).__name__})")
-        return classify(response.status_code, response.headers.get("retry-after"), content)
+        return classify(response.status, response.headers.get("retry-after"), content)
 
     def configure(self, url: str, api_key: str) -> None:
         """Send to ``url`` with ``api_key`` from now on (a datafile named new ones)."""
@@ -142,10 +146,10 @@ class Transport:
 
     def reset(self) -> None:
         """Close the session and its connections, e.g. after a network error."""
-        opened, self._session = self._session, None
+        opened, self._route = self._route, None
         if opened is not None:
             with contextlib.suppress(Exception):
-                opened[0].close()
+                opened.session.close()
 
     def forget(self) -> None:
         """Abandon the session without closing it, in a forked child.
@@ -153,34 +157,60 @@ class Transport:
         The connection belongs to the parent: the child must not shut it down, only
         stop using it and open its own.
         """
-        self._session = None
+        self._route = None
 
-    def _get_session(self) -> tuple[requests.Session, requests.PreparedRequest]:
-        """Return the session and the request each batch copies, made on first use.
+    def _get_route(self) -> _Route:
+        """Return the connection pool and request target, made on first use."""
+        if self._route is None:
+            self._route = _Route.to(self._url)
+        return self._route
 
-        The URL, headers, environment settings (and the session's cookies of that
-        moment) are prepared once: ``Session.post`` would redo it all for each batch.
-        """
-        if self._session is None:
-            session = requests.Session()
-            # Retries are the worker's business: the adapter must not retry on its own.
-            adapter = requests.adapters.HTTPAdapter(
-                pool_connections=1, pool_maxsize=1, max_retries=0
-            )
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            # Read the environment's proxy (NO_PROXY included) and CA bundle settings once
-            # per session: requests would read them, and ~/.netrc, on every request.
-            session.trust_env = False
-            session.proxies = requests.utils.get_environ_proxies(self._url)
-            session.verify = (
-                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            )
-            template = session.prepare_request(
-                requests.Request("POST", self._url, headers=self._headers)
-            )
-            self._session = (session, template)
-        return self._session
+
+_NO_RETRIES: Final = urllib3.Retry(0, read=False, redirect=False)
+"""Retries are the worker's business: urllib3 must not retry on its own."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Route:
+    """Where batches go: a requests session's urllib3 pool for the events URL.
+
+    requests resolves, once per session, what the environment says (``HTTPS_PROXY``
+    and ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``; ``~/.netrc`` is not read) and builds the
+    pool with its TLS settings and the certifi bundle. Batches are then posted through
+    that pool directly: ``Session.send`` would spend more than half of each request's
+    CPU (245 µs against 135 µs for a batch of 100) building a ``requests.Response``
+    whose cookies, hooks and history the worker never reads.
+
+    Attributes:
+        session: Owns the pool; closed to drop the connection.
+        pool: The keep-alive connection pool (one connection) for the host or proxy.
+        target: What the request line names: the path, or the whole URL via an HTTP proxy.
+        verify: Whether (or with which CA bundle) the server's certificate is checked.
+    """
+
+    session: requests.Session
+    pool: urllib3.HTTPConnectionPool
+    target: str
+    verify: bool | str
+
+    @classmethod
+    def to(cls, url: str) -> _Route:
+        session = requests.Session()
+        session.trust_env = False  # read here, once, not on every request
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        proxies = requests.utils.get_environ_proxies(url)
+        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        request = requests.Request("POST", url).prepare()
+        pool = adapter.get_connection_with_tls_context(request, verify, proxies=proxies)
+        if not isinstance(pool, urllib3.HTTPConnectionPool):  # a SOCKS proxy's, say
+            msg = f"unsupported connection pool {type(pool).__name__}"
+            raise requests.RequestException(msg)
+        # What HTTPAdapter.send does before each request: TLS checks with certifi's bundle.
+        cert_verify: Callable[..., None] = adapter.cert_verify
+        cert_verify(pool, url, verify, None)
+        return cls(session, pool, adapter.request_url(request, proxies), verify)
 
 
 def classify(status: int, retry_after: str | None, body: bytes) -> Answer:
@@ -200,20 +230,25 @@ def classify(status: int, retry_after: str | None, body: bytes) -> Answer:
     return Answer(Verdict.REJECTED, status, detail=f"HTTP {status}")
 
 
-def _read_limited(response: requests.Response) -> bytes:
+def _read_limited(response: urllib3.BaseHTTPResponse) -> bytes:
     """Read the answer's body, keeping at most :data:`MAX_RESPONSE_BYTES`.
 
     A body read to its end releases the connection for the next request; a longer one
     is cut off and its connection closed.
     """
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(64 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_RESPONSE_BYTES:
-            break
-    return b"".join(chunks)[:MAX_RESPONSE_BYTES]
+    content = response.read(MAX_RESPONSE_BYTES)
+    if len(content) < MAX_RESPONSE_BYTES or not response.read(1):
+        response.release_conn()
+    else:
+        response.close()
+    return content
+
+
+def _timed_out(error: BaseException) -> bool:
+    reason = getattr(error, "reason", None)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(error, (TimeoutError, urllib3.exceptions.TimeoutError)) or isinstance(
+        reason, (TimeoutError, urllib3.exceptions.TimeoutError)
+    )
 
 
 def _invalid_indices(body: bytes) -> tuple[int, ...]:

@@ -28,6 +28,7 @@ from typing import Any, Final
 from odp_logging._datafile import DatafilePoller
 from odp_logging._diagnostics import RateLimitedLog, logger
 from odp_logging._event import EventBuilder, Rejection
+from odp_logging._fork import process_mark
 from odp_logging._retry import RetryPolicy
 from odp_logging._spool import Spool, SpooledEvent, SpoolError, cut_batch
 from odp_logging._transport import Answer, Transport, Verdict
@@ -226,7 +227,7 @@ class Worker:
 
     def _init_state(self) -> None:
         """Create the per-process state: at construction and in a forked child."""
-        self._pid = os.getpid()
+        self._mark = process_mark()
         self._log = RateLimitedLog()
         self._queue: collections.deque[Item | Rejection | _FlushRequest] = collections.deque()
         self._wake = threading.Event()
@@ -267,7 +268,7 @@ class Worker:
         (it takes no lock): the worker gets the GIL to move the backlog to disk, so
         a burst beyond the queue slows the caller slightly instead of dropping.
         """
-        if self._pid != os.getpid():
+        if not self._mark[0]:
             self.after_fork()
         queue = self._queue
         size = len(queue)
@@ -317,7 +318,7 @@ class Worker:
         Returns:
             True when everything queued before the call was settled in time.
         """
-        if self._pid != os.getpid():
+        if not self._mark[0]:
             self.after_fork()
         thread = self._thread
         idle = not self._queue and not self._in_hand and not self._outbox.held
@@ -345,7 +346,7 @@ class Worker:
             Events lost (dropped at shutdown, or still in memory when time ran out) and
             events kept in the spool; (0, 0) when already closed.
         """
-        if self._pid != os.getpid():
+        if not self._mark[0]:
             self.after_fork()
         if self._closed:
             return 0, 0
@@ -361,7 +362,7 @@ class Worker:
 
     def stats(self) -> OdpStats:
         """Return a snapshot of the counts; safe from any thread."""
-        if self._pid != os.getpid():
+        if not self._mark[0]:
             self.after_fork()
         with self._caller_drops_lock:
             caller_drops = dict(self._caller_drops)
@@ -374,7 +375,7 @@ class Worker:
 
     def after_fork(self) -> None:
         """Start afresh in a forked child: the parent alone sends what it had queued."""
-        if self._pid == os.getpid():
+        if self._mark[0]:
             return
         if isinstance(self._outbox, Spool):
             _inherited_spools.append(self._outbox)

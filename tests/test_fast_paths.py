@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
+import requests
 
 import odp_logging
 from odp_logging import _event, _worker
@@ -146,15 +147,28 @@ class TestTransportEnvironment:
         assert [] == receiver.requests()
 
     def test_ca_bundle_variable(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-        """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, names the CA file; else verify is on."""
+        """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, names the CA file; else certifi's."""
         transport = Transport("https://127.0.0.1:9/v3/events", "key", 1.0)
         monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
         monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-        assert transport._get_session()[0].verify is True
+        route = transport._get_route()
+        assert (True, "CERT_REQUIRED") == (route.verify, route.pool.cert_reqs)
+        assert requests.certs.where() == route.pool.ca_certs
         for variable in ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
-            monkeypatch.setenv(variable, str(tmp_path / variable))
+            bundle = tmp_path / variable
+            bundle.write_text("")
+            monkeypatch.setenv(variable, str(bundle))
             transport.reset()
-            assert str(tmp_path / variable) == transport._get_session()[0].verify
+            route = transport._get_route()
+            assert (str(bundle), str(bundle)) == (route.verify, route.pool.ca_certs)
+
+    def test_missing_ca_bundle_is_a_network_error(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    ) -> None:
+        """A CA bundle variable naming no file makes each attempt fail and be retried."""
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+        answer = Transport("https://127.0.0.1:9/v3/events", "key", 1.0).post(b"[]")
+        assert ("retry", "network error (OSError)") == (answer.verdict.value, answer.detail)
 
 
 class TestWorkerThreadGuard:

@@ -153,6 +153,34 @@ print("parent sent", client.stats().sent)
         _assert_each_sent_once(receiver)
 
 
+class TestProcessMark:
+    """process_mark(): what every call checks to notice that it runs in a forked child."""
+
+    @pytest.mark.parametrize("kind", ["process_mark()", "_PidMark()"])
+    def test_zero_in_forked_child(self, kind: str) -> None:
+        """The mark reads 1 where it was made and 0 in a child, with or without at-fork hooks."""
+        result = run_python(
+            f"""
+            import ctypes, mmap, os, sys
+            from odp_logging._fork import _PidMark, process_mark
+            mark = {kind}
+            print("kind", type(mark).__name__, flush=True)
+            for fork in (os.fork, ctypes.PyDLL(None).fork):
+                pid = fork()
+                if pid == 0:
+                    print("child", mark[0], flush=True)
+                    os._exit(0)
+                os.waitpid(pid, 0)
+                print("parent", mark[0], flush=True)
+            """
+        )
+        assert 0 == result.returncode, result.stderr
+        lines = result.stdout.split("\n")
+        assert ["child 0", "parent 1", "child 0", "parent 1"] == lines[1:5]
+        if kind == "process_mark()" and sys.platform == "linux":
+            assert "kind mmap" == lines[0]  # the page the kernel wipes, not the pid fallback
+
+
 class TestMultiprocessing:
     """multiprocessing with the fork start method."""
 

@@ -57,9 +57,8 @@ def _problem(event: object) -> str | None:
     """Return what is wrong with one event, or `None` when ODP would take it."""
     if not isinstance(event, dict):
         return "event must be a JSON object"
-    unknown = sorted(set(event) - EVENT_FIELDS)
-    if unknown:
-        return f"unknown field {unknown[0]!r}"
+    if not EVENT_FIELDS.issuperset(event):
+        return f"unknown field {sorted(set(event) - EVENT_FIELDS)[0]!r}"
     for field in ("type", "action"):
         if not _non_empty_str(event.get(field)):
             return f"{field} must be a non-empty string"
@@ -67,15 +66,16 @@ def _problem(event: object) -> str | None:
     if not isinstance(identifiers, dict) or not identifiers:
         return "identifiers must be a non-empty object"
     for name, value in identifiers.items():
-        if not name:
-            return "identifiers must not have an empty name"
-        if not _non_empty_str(value):
+        # JSON text only decodes to exact str, so `type() is` says what isinstance would.
+        if type(value) is not str or not value or not name:
+            if not name:
+                return "identifiers must not have an empty name"
             return f"identifiers.{name} must be a non-empty string"
     data = event.get("data", {})
     if not isinstance(data, dict):
         return "data must be an object"
     for name, value in data.items():
-        if isinstance(value, (dict, list)):
+        if type(value) is dict or type(value) is list:
             return f"data.{name} must be a string, number, boolean or null"
     return None
 
