@@ -65,7 +65,7 @@ MIN_WAIT: Final = 0.01
 """Shortest sleep of the worker loop: whatever goes wrong, it never spins."""
 
 BACKPRESSURE_PAUSE: Final = 0.0002
-"""Seconds a call sleeps, with a spool, while the queue is past half full."""
+"""Seconds a call sleeps, now and then, while the queue is past half full."""
 
 Item = tuple[object, object, object, object, "tuple[Mapping[str, Any], Mapping[str, Any]] | None"]
 """What the application's thread enqueues: action, type, identifiers, data, context."""
@@ -216,9 +216,8 @@ class Worker:
         self._max_batch_bytes = max_batch_bytes
         self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
-        # With a spool, a burst past this many queued events makes submit() yield to the
-        # worker, which moves them to disk, rather than fill the queue and drop.
-        self._high_water = max_queue_size // 2 if spool is not None else sys.maxsize
+        self._high_water = max_queue_size // 2
+        self._half_batch = max(batch_size // 2, 1)
         self._retry = retry
         self._make_spool = spool
         self._datafile = datafile
@@ -234,6 +233,7 @@ class Worker:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._close_deadline: float | None = None
+        self._crowded_calls = 0
         # Drops counted on the application's threads; the worker never takes this lock.
         self._caller_drops_lock = threading.Lock()
         self._caller_drops = dict.fromkeys(DROP_REASONS, 0)
@@ -260,27 +260,51 @@ class Worker:
     def submit(self, item: Item) -> None:
         """Queue one event; called on the application's thread.
 
-        Never blocks, never raises, does no I/O: a full queue drops the event and
-        counts it as ``queue_full``. Wakes the worker once per ``batch_size`` events
-        (not on every call, so that a backlog does not make each call take a lock).
+        Never raises, does no I/O, takes no lock the worker holds: a full queue drops
+        the event and counts it as ``queue_full``. Wakes the worker once per
+        ``batch_size`` events (not on every call, so that a backlog does not make each
+        call take a lock).
 
-        With a spool, past half the queue each call sleeps :data:`BACKPRESSURE_PAUSE`
-        (it takes no lock): the worker gets the GIL to move the backlog to disk, so
-        a burst beyond the queue slows the caller slightly instead of dropping.
+        Past half the queue, see :meth:`_submit_crowded`.
         """
         if not self._mark[0]:
             self.after_fork()
         queue = self._queue
         size = len(queue)
-        if size >= self._max_queue_size or self._closed:
-            self.count_caller_drop("closed" if self._closed else "queue_full")
+        if size >= self._high_water or self._closed:
+            self._submit_crowded(item, size)
             return
         queue.append(item)
         if self._thread is None:
             self.start()
         if (size + 1) % self._batch_size == 0:
             self._wake.set()
-        if size >= self._high_water:
+
+    def _submit_crowded(self, item: Item, size: int) -> None:
+        """Queue (or drop) an event past half the queue: a burst, or a host not answering.
+
+        A thread logging in a tight loop holds the GIL, and the worker gets it back only
+        at the interpreter's switch interval (5 ms) after each request: it would ship a
+        few thousand events a second while the queue overflows. So here the caller
+        sleeps :data:`BACKPRESSURE_PAUSE` (no lock, no I/O), which hands the GIL to the
+        worker: twice per ``batch_size`` calls, unless the worker is waiting out a
+        backoff; with a spool, on every call, so that the worker writes the whole burst
+        to disk rather than drop any of it.
+        """
+        if self._closed:
+            self.count_caller_drop("closed")
+            return
+        if size >= self._max_queue_size:
+            self.count_caller_drop("queue_full")
+        else:
+            self._queue.append(item)
+            if self._thread is None:
+                self.start()
+        self._crowded_calls += 1  # not exact when threads race: it only paces the pauses
+        half_batch = self._crowded_calls % self._half_batch == 0
+        if half_batch:
+            self._wake.set()
+        if self._make_spool is not None or (half_batch and time.monotonic() >= self._resume_at):
             time.sleep(BACKPRESSURE_PAUSE)
 
     def submit_rejection(self, rejection: Rejection) -> None:
