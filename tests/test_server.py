@@ -78,6 +78,14 @@ class TestEventsApi:
         assert [e["request_id"] for e in stored] == [1, 1]
         assert body["timestamp"] == stored[0]["received_at"]
 
+    def test_values_orjson_refuses_are_stored_as_sent(self, receiver, session):
+        """A lone surrogate and a 70-bit integer are stored (by the stdlib encoder) unchanged."""
+        event = make_event("odd", text="\ud800", big=2**70)
+        body = json.dumps([event])  # \ud800 stays an escape: valid JSON text
+        assert post_raw(session, receiver, body).status_code == 202
+        [stored] = receiver.events()
+        assert ("\ud800", 2**70) == (stored["data"]["text"], stored["data"]["big"])
+
     def test_single_object_is_one_event(self, receiver, session):
         """A body that is one event object, not an array, is accepted as ODP does."""
         assert post(session, receiver, make_event()).status_code == 202
