@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import inspect
@@ -373,6 +374,30 @@ class TestSendSuppression:
             instrumentor.uninstrument()
         assert ["POST"] == [span.name for span in exported.get_finished_spans()]
         assert 1 == len(receiver.events(action="traced?"))
+
+
+    def test_every_request_is_sent_with_instrumentation_suppressed(
+        self, client: odp_logging.OdpClient
+    ) -> None:
+        """Whatever library an instrumentation wraps, the client's POST runs suppressed."""
+        from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+
+        from odp_logging import _transport
+
+        seen: list[object] = []
+
+        @contextlib.contextmanager
+        def record_suppression() -> Iterator[None]:
+            seen.append(get_value(_SUPPRESS_INSTRUMENTATION_KEY))
+            yield
+
+        _transport.add_send_hook(record_suppression)  # entered inside the otel module's hook
+        try:
+            client.send_odp_event("untraced", identifiers={"e": "x"})
+            assert client.flush(10)
+        finally:
+            _transport._send_hooks.remove(record_suppression)
+        assert [True] == seen
 
 
 class TestOdpSpanExporter:
