@@ -248,7 +248,6 @@ class TestBurstBackpressure:
         assert crowd(up) > 0  # the same calls pause when the worker can ship
         up.close(timeout=1)
 
-
     def test_burst_beyond_the_queue_is_spooled(self, tmp_path: Any) -> None:
         """With a spool, five queues' worth in a tight loop, receiver down: all spooled."""
         client = odp_logging.OdpClient(

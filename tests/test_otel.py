@@ -375,7 +375,6 @@ class TestSendSuppression:
         assert ["POST"] == [span.name for span in exported.get_finished_spans()]
         assert 1 == len(receiver.events(action="traced?"))
 
-
     def test_every_request_is_sent_with_instrumentation_suppressed(
         self, client: odp_logging.OdpClient
     ) -> None:
