@@ -153,7 +153,7 @@ class OdpClient:
 
         For integrations: reads ``action``, ``type``, ``identifiers`` and ``data``
         from ``payload``. A payload that is not a mapping is dropped as
-        ``invalid_payload``. Never blocks, never raises.
+        ``invalid_payload``. Never waits on the network, never raises.
 
         Args:
             payload: The ``odp`` value found on the record.

@@ -1,8 +1,9 @@
 """The background worker: a bounded queue, batching, retries, the spool, flush, close and fork.
 
 The application's threads only call :meth:`Worker.submit`, which appends a tuple to
-a deque (no lock, no I/O, no encoding). Everything else (validation, ids, JSON,
-HTTP, the spool, diagnostics) happens on the worker's own daemon thread.
+a deque (no lock, no I/O, no encoding; past half the queue, a short pause now and then
+hands the GIL to the worker). Everything else (validation, ids, JSON, HTTP, the spool,
+diagnostics) happens on the worker's own daemon thread.
 
 The worker never sleeps in a backoff: after a failed request it notes when it may
 send again (``_resume_at``, shared by every batch, so that a dead host sees a
