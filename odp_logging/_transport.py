@@ -132,10 +132,11 @@ class Transport:
                 content = _read_limited(response)
         except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:
             self.reset()
-            if _timed_out(exc):
+            cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+            if isinstance(cause, (TimeoutError, urllib3.exceptions.TimeoutError)):
                 return Answer(Verdict.RETRY, detail="the request timed out")
             # Name only the exception type: its text can embed the URL and headers.
-            return Answer(Verdict.RETRY, detail=f"network error ({type(exc).__name__})")
+            return Answer(Verdict.RETRY, detail=f"network error ({type(cause).__name__})")
         return classify(response.status, response.headers.get("retry-after"), content)
 
     def configure(self, url: str, api_key: str) -> None:
@@ -242,13 +243,6 @@ def _read_limited(response: urllib3.BaseHTTPResponse) -> bytes:
     else:
         response.close()
     return content
-
-
-def _timed_out(error: BaseException) -> bool:
-    reason = getattr(error, "reason", None)  # urllib3's MaxRetryError wraps the cause
-    return isinstance(error, (TimeoutError, urllib3.exceptions.TimeoutError)) or isinstance(
-        reason, (TimeoutError, urllib3.exceptions.TimeoutError)
-    )
 
 
 def _invalid_indices(body: bytes) -> tuple[int, ...]:

@@ -7,13 +7,16 @@ import json
 import logging
 import logging.handlers
 import queue
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 import odp_logging
 from odp_logging import _event, _worker
@@ -22,6 +25,7 @@ from odp_logging._transport import Transport
 from odp_logging.server import Fault, Receiver
 
 USER = {"fs_user_id": "u1", "email": "u1@example.com"}
+EVENT = {"type": "fullstack", "action": "bought", "identifiers": USER, "data": {}}
 
 PLAIN_DATA: list[dict[str, Any]] = [
     {"text": 'quote " backslash \\ slash / tab \t newline \n bell \x07 del \x7f'},
@@ -147,20 +151,57 @@ class TestTransportEnvironment:
         assert [] == receiver.requests()
 
     def test_ca_bundle_variable(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-        """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, names the CA file; else certifi's."""
+        """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, names the CA file; else verify is on."""
         transport = Transport("https://127.0.0.1:9/v3/events", "key", 1.0)
         monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
         monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-        route = transport._get_route()
-        assert (True, "CERT_REQUIRED") == (route.verify, route.pool.cert_reqs)
-        assert requests.certs.where() == route.pool.ca_certs
+        assert transport._get_route().verify is True
         for variable in ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
             bundle = tmp_path / variable
             bundle.write_text("")
             monkeypatch.setenv(variable, str(bundle))
             transport.reset()
-            route = transport._get_route()
-            assert (str(bundle), str(bundle)) == (route.verify, route.pool.ca_certs)
+            assert str(bundle) == transport._get_route().verify
+
+    def test_certificates_are_checked(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """Over HTTPS, a certificate no CA vouches for is refused; the named bundle admits it."""
+        if shutil.which("openssl") is None:
+            pytest.skip("needs the openssl command to make a certificate")
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+        subprocess.run(
+            [
+                *command.split(),
+                *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        with Receiver(ssl_context=context) as receiver:
+            assert receiver.url.startswith("https://127.0.0.1:")
+            transport = Transport(f"{receiver.url}/v3/events", "key", 5.0)
+            refused = transport.post(json.dumps([EVENT]).encode())
+            assert ("retry", "network error (SSLError)") == (
+                refused.verdict.value,
+                refused.detail,
+            )
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+            transport.reset()
+            assert "delivered" == transport.post(json.dumps([EVENT]).encode()).verdict.value
+            assert 1 == len(receiver.events())
+
+    def test_timeout_is_named(self, receiver: Receiver) -> None:
+        """An answer slower than the timeout is a retry that says it timed out."""
+        receiver.inject(Fault("delay", delay=2.0))
+        transport = Transport(f"{receiver.url}/v3/events", "key", 0.2)
+        answer = transport.post(json.dumps([EVENT]).encode())
+        assert ("retry", "the request timed out") == (answer.verdict.value, answer.detail)
 
     def test_missing_ca_bundle_is_a_network_error(
         self, monkeypatch: pytest.MonkeyPatch, tmp_path: Any

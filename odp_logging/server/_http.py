@@ -7,6 +7,7 @@ import http.server
 import itertools
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -59,8 +60,12 @@ class Server(socketserver.TCPServer):
             self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Print unexpected handler errors; a client going away or a stop is no error."""
-        if isinstance(sys.exc_info()[1], ConnectionError) or self.app.stopping.is_set():
+        """Print unexpected handler errors.
+
+        A client going away (or refusing a TLS handshake) or a stop is no error.
+        """
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, ssl.SSLError)) or self.app.stopping.is_set():
             return
         super().handle_error(request, client_address)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from types import TracebackType
 from typing import Any
@@ -24,6 +25,8 @@ class Receiver:
         db_path: SQLite file for events and the request log (kept after `stop()`); `None`
             keeps them in memory until `stop()`.
         api_key: The only `x-api-key` accepted; `None` accepts any non-empty key.
+        ssl_context: A server-side context to serve HTTPS with (`url` then says
+            `https://`), e.g. to test a client's certificate checks; `None` for HTTP.
     """
 
     def __init__(
@@ -33,8 +36,10 @@ class Receiver:
         *,
         db_path: str | None = None,
         api_key: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._address = (host, port)
+        self._ssl_context = ssl_context
         self._store = EventStore(db_path)
         self._app = App(self._store, api_key)
         self._server: Server | None = None
@@ -51,6 +56,12 @@ class Receiver:
             msg = "a Receiver can be started once"
             raise RuntimeError(msg)
         self._server = Server(self._address, self._app)
+        if self._ssl_context is not None:
+            # The handshake happens on the connection's own thread, at its first read: a
+            # client that never completes one cannot hold up accept().
+            self._server.socket = self._ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         # shutdown() waits for the next poll, so a short interval keeps stop() (and every
         # test fixture using a Receiver) fast; 100 idle wake-ups a second cost nothing.
         self._thread = threading.Thread(
@@ -107,7 +118,10 @@ class Receiver:
     def url(self) -> str:
         """Base URL such as `http://127.0.0.1:PORT`, to use as the client's `api_host`."""
         host = self._address[0]
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return (
+            f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
+        )
 
     def events(
         self, action: str | None = None, identifier: str | None = None
