@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import http.client
 import json
 import os
@@ -124,6 +125,22 @@ class Endpoint:
         if self.kind == "odp":
             return int(self._call("GET", "/_receiver/stats")["events_accepted"])
         return int(self._call("GET", "/stats")["events"])
+
+    def last_arrival(self) -> float | None:
+        """``time.time()`` when the last delivered events arrived, as the endpoint saw it.
+
+        Polling the count could only say when a look first saw it grow, up to a poll
+        interval later: a bias of 10-20 % on a delivery that lasts a quarter of a second.
+        """
+        if self.kind == "segment":
+            last: float | None = self._call("GET", "/stats")["last_event_at"]
+            return last
+        arrivals = [
+            datetime.datetime.fromisoformat(record["received_at"].replace("Z", "+00:00"))
+            for record in self._call("GET", "/_receiver/requests")
+            if record["events"] and record["status"] is not None and 200 <= record["status"] < 300
+        ]
+        return max(arrivals).timestamp() if arrivals else None
 
     def reset(self) -> None:
         """Forget what was delivered."""

@@ -49,8 +49,8 @@ two identifiers (`fs_user_id`, `email`) and two data values.
   worker threads; the receiver is another process and is not counted), events sent in
   chunks smaller than each library's queue so that none is dropped.
 * **Throughput and loss**: a burst of events logged as fast as one thread can, then
-  events delivered per second (first call to last arrival) and events lost (not
-  delivered within 3 quiet seconds).
+  events delivered per second (from the first call to the last arrival, as the endpoint
+  timestamps it) and events lost (not delivered within 3 quiet seconds).
 * **Slowdown**: a CPU-bound loop logging 10,000 ODP events per second (with a
   `NullHandler`), wall time with each library shipping against the `NullHandler` loop.
 * **Memory**: peak RSS growth (Linux `VmHWM`, reset before the burst) while events are

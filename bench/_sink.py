@@ -15,6 +15,7 @@ import http.server
 import json
 import sys
 import threading
+import time
 
 
 class _Counts:
@@ -22,6 +23,8 @@ class _Counts:
         self.lock = threading.Lock()
         self.events = 0
         self.requests = 0
+        self.last_event_at: float | None = None
+        """``time.time()`` when the last batch arrived."""
 
 
 COUNTS = _Counts()
@@ -34,14 +37,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         if self.path == "/v1/batch":
+            arrived = time.time()
             events = len(json.loads(body)["batch"])
             with COUNTS.lock:
                 COUNTS.events += events
                 COUNTS.requests += 1
+                COUNTS.last_event_at = arrived
             self._reply(b"{}")
         elif self.path == "/reset":
             with COUNTS.lock:
                 COUNTS.events = COUNTS.requests = 0
+                COUNTS.last_event_at = None
             self._reply(b"{}")
         else:
             self._reply(b'{"message": "not found"}', 404)
@@ -49,7 +55,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/stats":
             with COUNTS.lock:
-                counts = {"events": COUNTS.events, "requests": COUNTS.requests}
+                counts = {
+                    "events": COUNTS.events,
+                    "requests": COUNTS.requests,
+                    "last_event_at": COUNTS.last_event_at,
+                }
             self._reply(json.dumps(counts).encode())
         else:
             self._reply(b'{"message": "not found"}', 404)
