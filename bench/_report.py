@@ -21,7 +21,7 @@ with the stdlib's `NullHandler` and `QueueHandler`, Optimizely's own
 `optimizely-sdk` `send_odp_event` and `segment-analytics-python`'s `track`, in one run of
 
 ```
-pip install -e '.[bench]'      # the peers: optimizely-sdk, segment-analytics-python
+pip install -e '.[bench]'      # the peers, and orjson (the fast extra)
 python -m bench                # 3-5 minutes on 2 cores; --quick for a short run
 ```
 
@@ -36,7 +36,9 @@ alike) and takes medians. Every library runs with its **default settings** (odp-
 batches of 100, a queue of 25,000, a 1 s flush interval; optimizely-sdk: batches of 10,
 a queue of 1,000; segment: batches of 100, a queue of 10,000), and each delivers over
 HTTP to a local endpoint that counts what arrives. Every subject sends the same event:
-two identifiers (`fs_user_id`, `email`) and two data values.
+two identifiers (`fs_user_id`, `email`) and two data values. odp-logging runs with the
+`fast` extra (orjson, which the receiver uses too); the rows "without orjson" show its
+client on the standard library's `json` alone.
 
 * **Caller cost**: per call, the application thread's own CPU time
   (`time.thread_time`) and its wall time while the library's worker ships the events
@@ -116,6 +118,7 @@ SUBJECT_LABELS = {
     "handler-odp": "**`OdpHandler`, record with `odp`**",
     "handler-plain": "**`OdpHandler`, record without `odp`**",
     "handler-spool": "`OdpHandler` with `spool_path`",
+    "handler-stdlib": "`OdpHandler`, without orjson (stdlib JSON)",
     "structlog-base": "structlog chain without `OdpProcessor`",
     "structlog-odp": "structlog chain with **`OdpProcessor`**",
     "otel-base": "OTel span + event, no span processor",
@@ -335,7 +338,7 @@ def _caller_section(run: Run) -> str:
     rows = []
     for subject, label in SUBJECT_LABELS.items():
         key = f"caller_cost/{subject}"
-        if key not in run.results or subject == "handler-spool":
+        if key not in run.results or subject in ("handler-spool", "handler-stdlib"):
             continue
         cpu, wall = run.value(key, "cpu_us"), run.value(key, "wall_us")
         if cpu is None:
@@ -382,7 +385,7 @@ def _caller_section(run: Run) -> str:
 def _cpu_section(run: Run) -> str:
     rows = []
     base = run.value("cpu_per_event/handler-odp", "cpu_us_per_event")
-    for subject in ("handler-odp", "optimizely", "segment"):
+    for subject in ("handler-odp", "handler-stdlib", "optimizely", "segment"):
         key = f"cpu_per_event/{subject}"
         value = run.value(key, "cpu_us_per_event")
         if value is None:
@@ -408,7 +411,7 @@ def _cpu_section(run: Run) -> str:
 def _throughput_section(run: Run) -> str:
     rows = []
     for burst in run.sizes["bursts"]:
-        for subject in ("handler-odp", "handler-spool", "optimizely", "segment"):
+        for subject in ("handler-odp", "handler-stdlib", "handler-spool", "optimizely", "segment"):
             key = f"throughput/{subject}/{burst}"
             rate = run.value(key, "events_per_s")
             if rate is None:

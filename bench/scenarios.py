@@ -92,8 +92,15 @@ def _odp_client_counters(client: Any) -> Callable[[], dict[str, Any]]:
     return counters
 
 
-def _odp_handler(endpoints: dict[str, str], options: dict[str, Any], plain: bool) -> Subject:
+def _odp_handler(
+    endpoints: dict[str, str], options: dict[str, Any], plain: bool, stdlib_json: bool = False
+) -> Subject:
     import odp_logging
+
+    if stdlib_json:  # as without the ``fast`` extra: events encoded by the json module
+        from odp_logging import _event
+
+        _event.orjson = None
 
     handler = odp_logging.OdpHandler(api_key=API_KEY, api_host=endpoints["odp"], **options)
     logger = _logger("odp", handler)
@@ -238,6 +245,7 @@ def make_subject(name: str, endpoints: dict[str, str], tmp: str) -> Subject:
         "handler-odp": lambda: _odp_handler(endpoints, {}, plain=False),
         "handler-plain": lambda: _odp_handler(endpoints, {}, plain=True),
         "handler-spool": lambda: _odp_handler(endpoints, _spool_options(tmp), plain=False),
+        "handler-stdlib": lambda: _odp_handler(endpoints, {}, plain=False, stdlib_json=True),
         "client": lambda: _odp_client(endpoints),
         "structlog-base": lambda: _structlog(endpoints, with_odp=False),
         "structlog-odp": lambda: _structlog(endpoints, with_odp=True),
