@@ -446,8 +446,8 @@ def _throughput_section(run: Run) -> str:
     return (
         "## Throughput and loss\n\n"
         "Events logged as fast as one thread can; events/s delivered from the first call to "
-        f"the last arrival. Bursts up to 20,000 run {run.sizes['burst_repeats']} time(s) (median), "
-        "larger ones once. Past half its queue, odp-logging makes one call in 50 pause 0.2 ms "
+        f"the last arrival. Each burst runs {run.sizes['burst_repeats']} time(s) (median). "
+        "Past half its queue, odp-logging makes one call in 50 pause 0.2 ms "
         "(every call with a spool), which hands the GIL to its worker "
         "(see [delivery](delivery.md#bursts)): the logging loop column shows what that costs "
         "the caller.\n\n"
