@@ -97,10 +97,7 @@ class OdpHandler(logging.Handler):
             Whether the filters let the record through.
         """
         if not self.filters:  # the usual case: skip filter()'s loop and its checks
-            # Most records carry no payload: a str message and no ``odp`` attribute need
-            # not pay for the call to emit().
-            if "odp" in record.__dict__ or type(record.msg) is not str:
-                self.emit(record)
+            self.emit(record)
             return True
         passed = self.filter(record)
         if isinstance(passed, logging.LogRecord):
