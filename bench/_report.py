@@ -22,7 +22,7 @@ with the stdlib's `NullHandler` and `QueueHandler`, Optimizely's own
 
 ```
 pip install -e '.[bench]'      # the peers, and orjson (the fast extra)
-python -m bench                # 3-5 minutes on 2 cores; --quick for a short run
+python -m bench                # about 5 minutes on 2 cores; --quick for a short run
 ```
 
 This file is written by that command: do not edit it by hand, run it again.
