@@ -139,6 +139,21 @@ class TestTransportEnvironment:
         assert client.flush(5)
         assert 1 == len(receiver.events(action="bought"))
 
+    def test_http_proxy_carries_the_batch(
+        self, monkeypatch: pytest.MonkeyPatch, client_options: dict[str, Any], receiver: Receiver
+    ) -> None:
+        """Through HTTP_PROXY, the batch goes to the proxy, naming the events URL whole."""
+        monkeypatch.setenv("HTTP_PROXY", receiver.url)  # the receiver plays the proxy
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # A host no resolver knows: only the proxy can have taken the batch.
+        options = {**client_options, "api_host": "http://odp.invalid", "allow_insecure_http": True}
+        client = odp_logging.OdpClient(**options)
+        client.send_odp_event("proxied", identifiers=USER)
+        assert client.flush(5)
+        assert ["/v3/events"] == [request["path"] for request in receiver.requests()]
+        assert 1 == len(receiver.events(action="proxied"))
+
     def test_proxy_used(
         self, monkeypatch: pytest.MonkeyPatch, client_options: dict[str, Any], receiver: Receiver
     ) -> None:

@@ -67,7 +67,7 @@ class App:
 
     def handle(self, request: Request) -> Reply | Abort:
         """Answer one request; may block for an injected delay."""
-        path, _, query = request.target.partition("?")
+        path, _, query = _origin_form(request.target).partition("?")
         if path == "/" and request.method in ("GET", "HEAD"):
             return _PAGE_REPLY
         if path.startswith(CONTROL_PREFIX):
@@ -185,6 +185,20 @@ class App:
 
 _PAGE_REPLY = Reply(200, PAGE, (("Cache-Control", "no-store"),), "text/html; charset=utf-8")
 """The web page listing the stored events (see `_page`); not logged, like the control API."""
+
+
+def _origin_form(target: str) -> str:
+    """The path and query of a request target, also of one in absolute form.
+
+    A client sends ``POST http://host/v3/events`` to an HTTP proxy, and an HTTP/1.1
+    server must accept that form too (RFC 9112, 3.2.2): so the receiver can play the
+    proxy that tests point ``HTTP_PROXY`` at.
+    """
+    scheme, separator, rest = target.partition("://")
+    if not separator or "/" in scheme:
+        return target
+    _, slash, path = rest.partition("/")
+    return slash + path if slash else "/"
 
 
 def _idempotence_id(event: object) -> str | None:
