@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from odp_logging.server import Fault, Receiver, ReceiverProcess, main
+from odp_logging.server._app import _origin_form
 
 KEY = "test-key-0123456789"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -246,6 +247,22 @@ class TestEventsApi:
             "invalid": 0,
             "idempotence_ids": ["id-a-user-1", "id-b-user-1"],
         } == {k: v for k, v in record.items() if k not in ("id", "received_at", "connection")}
+
+
+class TestRequestTarget:
+    @pytest.mark.parametrize(
+        ("target", "origin"),
+        [
+            ("/v3/events?a=1", "/v3/events?a=1"),
+            ("http://odp.invalid/v3/events?a=1", "/v3/events?a=1"),
+            ("https://odp.invalid:8443/v3/events", "/v3/events"),
+            ("http://odp.invalid", "/"),
+            ("/v3/events?next=http://x/y", "/v3/events?next=http://x/y"),
+        ],
+    )
+    def test_absolute_form_is_read_as_its_path(self, target, origin):
+        """A target in absolute form (as sent to a proxy) means its path and query."""
+        assert origin == _origin_form(target)
 
 
 class TestFaults:
