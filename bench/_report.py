@@ -469,19 +469,26 @@ def _throughput_section(run: Run) -> str:
 
 def _slowdown_section(run: Run) -> str:
     base = run.value("slowdown/null-odp", "wall_s")
+    base_runs = [result["wall_s"] for result in run.results.get("slowdown/null-odp", [])]
     rows = []
     for subject in ("null-odp", "handler-odp", "optimizely", "segment"):
         key = f"slowdown/{subject}"
         wall = run.value(key, "wall_s")
         if wall is None:
-            rows.append([SUBJECT_LABELS[subject], run.why_missing(key), "", "", ""])
+            rows.append([SUBJECT_LABELS[subject], run.why_missing(key), "", "", "", ""])
             continue
+        # Each run against the NullHandler run just before it: the spread is the noise.
+        each = [
+            _times(_ratio(result.get("wall_s"), base_wall))
+            for result, base_wall in zip(run.results[key], base_runs, strict=False)
+        ]
         rows.append(
             [
                 SUBJECT_LABELS[subject],
                 _number(wall, 3),
                 _number(run.value(key, "events_per_s"), 0),
                 _times(_ratio(wall, base)),
+                ", ".join(each) if subject != "null-odp" else "",
                 _number(run.value(key, "lost"), 0) if subject != "null-odp" else "",
             ]
         )
@@ -491,7 +498,17 @@ def _slowdown_section(run: Run) -> str:
         "call, calibrated to 100 µs per iteration with a NullHandler (10,000 events/s); "
         f"{run.sizes['slowdown_repeats']} run(s) each. Events not delivered are counted after "
         "the loop, untimed: a library that does not keep up pays less while it drops.\n\n"
-        + _table(["library", "loop wall s", "events / s", "x NullHandler", "not delivered"], rows)
+        + _table(
+            [
+                "library",
+                "loop wall s",
+                "events / s",
+                "x NullHandler",
+                "each run x its NullHandler run",
+                "not delivered",
+            ],
+            rows,
+        )
     )
 
 
