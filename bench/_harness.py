@@ -166,12 +166,10 @@ class Delivery:
 
     Attributes:
         count: Events the endpoint counted.
-        last_change: ``time.monotonic()`` when the count last grew (or the wait started).
         poll_cpu: Thread CPU seconds this thread spent polling, to subtract from CPU figures.
     """
 
     count: int
-    last_change: float
     poll_cpu: float
 
 
@@ -198,7 +196,7 @@ def wait_delivered(
         if current != count:
             count, last_change = current, now
         if count >= expected or now - last_change >= quiet or now - started >= timeout:
-            return Delivery(count, last_change, cpu)
+            return Delivery(count, cpu)
         time.sleep(poll)
 
 

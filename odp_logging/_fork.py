@@ -42,16 +42,12 @@ def process_mark() -> ProcessMark:
     On Linux, one private page marked ``MADV_WIPEONFORK``: a child reads it as zeros.
     Elsewhere, or where the kernel refuses the advice, a pid comparison.
     """
-    if sys.platform == "linux":
-        try:
-            page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        except OSError:
-            return _PidMark()
-        try:
-            page.madvise(_MADV_WIPEONFORK)
-        except OSError:
-            page.close()
-            return _PidMark()
-        page[0] = 1
-        return page
-    return _PidMark()
+    if sys.platform != "linux":
+        return _PidMark()
+    try:
+        page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        page.madvise(_MADV_WIPEONFORK)  # a page refused is unmapped when collected
+    except OSError:
+        return _PidMark()
+    page[0] = 1
+    return page

@@ -109,10 +109,10 @@ class OdpHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record's ODP event, if it carries an ``odp`` payload.
 
-        Called on the thread that logs (or a ``QueueListener``'s). It never waits on the network,
-        does no I/O and never raises: an invalid payload is dropped by the client,
-        counted by reason in ``stats()`` and warned about on its worker thread; an
-        error of ours goes to :meth:`handleError`.
+        Called on the thread that logs (or a ``QueueListener``'s). It never waits on
+        the network, does no I/O and never raises: an invalid payload is dropped by the
+        client, counted by reason in ``stats()`` and warned about on its worker thread;
+        an error of ours goes to :meth:`handleError`.
         """
         try:
             # ``extra=`` (and a filter's ``record.odp = ...``) put the payload in the

@@ -203,8 +203,9 @@ class OdpSpanProcessor(_ClientUser, SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the span's ODP events; called on the thread that ends the span.
 
-        Never waits on the network or a lock, and never raises: an exception here would escape the
-        application's ``with span:`` and skip the processors after this one.
+        Never waits on the network or a lock, and never raises: an exception here
+        would escape the application's ``with span:`` and skip the processors after
+        this one.
         """
         if self._shut_down:
             return

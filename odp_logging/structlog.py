@@ -108,8 +108,8 @@ class OdpProcessor:
         """Queue the event dict's ODP event, if it carries one, and return the event dict.
 
         Called on the thread that logs (structlog's executor thread for
-        ``ainfo``), once per log call. Never waits on the network and never raises, except
-        ``structlog.DropEvent`` when ``drop=True``: the payload is handed to the
+        ``ainfo``), once per log call. Never waits on the network and never raises,
+        except ``structlog.DropEvent`` when ``drop=True``: the payload is handed to the
         client, which validates it on its worker thread and counts an invalid
         one as a drop in ``stats()``. Event dicts without ``odp`` cost one lookup.
 

@@ -7,7 +7,6 @@ how fast anything is (the figures of so small a run mean nothing).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -21,10 +20,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _environment() -> dict[str, str]:
-    environ = {name: value for name, value in os.environ.items() if not name.startswith("ODP_")}
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
-    return environ
+def _bench(*arguments: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bench`` with ``arguments`` from the checkout, as a user would."""
+    from bench._harness import child_environment
+
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *arguments],
+        cwd=ROOT,
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class TestBenchCommand:
@@ -41,15 +49,8 @@ class TestBenchCommand:
                 "exit/handler-odp",
             ]
         )
-        command = [sys.executable, "-m", "bench", "--quick", "--scale", "0.02", "--only", only]
-        completed = subprocess.run(
-            [*command, "--out", str(out)],
-            cwd=ROOT,
-            env=_environment(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        completed = _bench(
+            "--quick", "--scale", "0.02", "--only", only, "--out", str(out), timeout=120
         )
         assert completed.returncode == 0, completed.stderr[-2000:]
         report = out.read_text(encoding="utf-8")
@@ -61,15 +62,7 @@ class TestBenchCommand:
 
     def test_an_unknown_scenario_is_refused(self, tmp_path: Path) -> None:
         """``--only`` with a name that is no scenario exits 2 without running anything."""
-        completed = subprocess.run(
-            [sys.executable, "-m", "bench", "--only", "nonsense", "--out", str(tmp_path / "x.md")],
-            cwd=ROOT,
-            env=_environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        completed = _bench("--only", "nonsense", "--out", str(tmp_path / "x.md"), timeout=60)
         assert completed.returncode == 2
         assert "unknown scenario" in completed.stderr
         assert not (tmp_path / "x.md").exists()

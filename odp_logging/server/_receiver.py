@@ -119,9 +119,8 @@ class Receiver:
         """Base URL such as `http://127.0.0.1:PORT`, to use as the client's `api_host`."""
         host = self._address[0]
         scheme = "http" if self._ssl_context is None else "https"
-        return (
-            f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
-        )
+        netloc = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{netloc}:{self.port}"
 
     def events(
         self, action: str | None = None, identifier: str | None = None

@@ -66,10 +66,9 @@ def _problem(event: object) -> str | None:
     if not isinstance(identifiers, dict) or not identifiers:
         return "identifiers must be a non-empty object"
     for name, value in identifiers.items():
-        # JSON text only decodes to exact str, so `type() is` says what isinstance would.
-        if type(value) is not str or not value or not name:
-            if not name:
-                return "identifiers must not have an empty name"
+        if not name:
+            return "identifiers must not have an empty name"
+        if not _non_empty_str(value):
             return f"identifiers.{name} must be a non-empty string"
     data = event.get("data", {})
     if not isinstance(data, dict):
